@@ -1,0 +1,57 @@
+//! The `corebank` binary: wires the libraries into subcommands. Nothing testable lives
+//! here that could live in a library.
+
+mod bench;
+mod demo;
+mod replay;
+
+use clap::{Parser, Subcommand};
+
+/// corebank: a distributed core-banking system.
+#[derive(Debug, Parser)]
+#[command(name = "corebank", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole bank in one process with synthetic traffic.
+    Demo(demo::DemoArgs),
+    /// Work with the ledger core directly.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Measure throughput and latency.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Apply JSON-lines commands to a fresh in-memory ledger and print one JSON line of
+    /// output per input line (the format is described in the README).
+    Replay(replay::ReplayArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Apply transfers to an in-memory ledger and report transfers per second.
+    Ledger(bench::LedgerBenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Ledger(LedgerCommand::Replay(args)) => replay::run(args),
+        Command::Bench(BenchCommand::Ledger(args)) => bench::run_ledger(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
