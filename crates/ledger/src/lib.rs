@@ -50,3 +50,6 @@ pub const BATCH_EVENTS_MAX: usize = 8_190;
 pub const TIMESTAMP_MAX: u64 = (1 << 63) - 1;
 
 const _: () = assert!((u32::MAX as u64) * NS_PER_S < TIMESTAMP_MAX);
+
+#[cfg(test)]
+mod tests;

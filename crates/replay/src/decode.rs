@@ -43,9 +43,16 @@ pub fn uint_value<T: TryFrom<u128>>(value: &Value, path: &str) -> Result<T, Deco
     let value = match value {
         Value::String(text) => parse_decimal(text)
             .ok_or_else(|| error(path, format!("\"{text}\" is not a decimal unsigned integer below 2^128")))?,
-        Value::Number(number) => number.as_u64().map(u128::from).ok_or_else(|| {
-            error(path, format!("{number} is not an unsigned integer (use a decimal string for large values)"))
-        })?,
+        Value::Number(number) => match number.as_u64() {
+            Some(value) => u128::from(value),
+            None if number.is_i64() => return Err(error(path, format!("{number} is negative"))),
+            None if number.as_f64().is_some_and(|f| f.fract() != 0.0) => {
+                return Err(error(path, format!("{number} is not a whole number")));
+            }
+            None => {
+                return Err(error(path, format!("{number} is too large for a JSON number; use a decimal string")));
+            }
+        },
         other => {
             return Err(error(
                 path,
