@@ -1,6 +1,7 @@
 //! Filters for the read operations, and the typed errors of an invalid filter.
 
 use crate::BATCH_EVENTS_MAX;
+use crate::record::Transfer;
 
 /// Which side of an account's transfers to list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -46,6 +47,19 @@ impl AccountFilter {
             direction: Direction::Both,
             reversed: false,
         }
+    }
+
+    /// Does `transfer` (one of the account's) pass the side, code and user-data fields?
+    pub(crate) fn selects(&self, transfer: &Transfer) -> bool {
+        let side = match self.direction {
+            Direction::Debits => transfer.debit_account_id == self.account_id,
+            Direction::Credits => transfer.credit_account_id == self.account_id,
+            Direction::Both => true,
+        };
+        side && (self.code == 0 || transfer.code == self.code)
+            && (self.user_data_128 == 0 || transfer.user_data_128 == self.user_data_128)
+            && (self.user_data_64 == 0 || transfer.user_data_64 == self.user_data_64)
+            && (self.user_data_32 == 0 || transfer.user_data_32 == self.user_data_32)
     }
 
     pub(crate) fn validate(&self) -> Result<TimeRange, FilterError> {
@@ -109,7 +123,11 @@ impl TimeRange {
             return Err(FilterError::TimestampRangeInverted { min, max });
         }
         let limit = (limit as usize).min(BATCH_EVENTS_MAX);
-        Ok(Self { min, max: if max == 0 { u64::MAX } else { max }, limit })
+        Ok(Self {
+            min,
+            max: if max == 0 { u64::MAX } else { max },
+            limit,
+        })
     }
 }
 

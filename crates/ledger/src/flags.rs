@@ -140,8 +140,14 @@ mod tests {
         for (flag, name) in TransferFlags::ALL {
             assert_eq!(TransferFlags::from_name(name), Some(*flag));
         }
-        assert_eq!(TransferFlags::from_name("post_pending"), Some(TransferFlags::POST_PENDING_TRANSFER));
-        assert_eq!(TransferFlags::from_name("void_pending"), Some(TransferFlags::VOID_PENDING_TRANSFER));
+        assert_eq!(
+            TransferFlags::from_name("post_pending"),
+            Some(TransferFlags::POST_PENDING_TRANSFER)
+        );
+        assert_eq!(
+            TransferFlags::from_name("void_pending"),
+            Some(TransferFlags::VOID_PENDING_TRANSFER)
+        );
         assert_eq!(TransferFlags::from_name("nonsense"), None);
         let flags = AccountFlags::LINKED | AccountFlags::HISTORY;
         assert_eq!(flags.names().collect::<Vec<_>>(), ["linked", "history"]);

@@ -25,6 +25,9 @@ type IdMap<V> = HashMap<u128, V, RandomState>;
 /// capacity check at the batch boundary keeps positions below `u32::MAX`.
 type Position = u32;
 
+/// The end of an account's list of transfers.
+const NO_POSITION: Position = Position::MAX;
+
 /// What a transfer id stands for.
 #[derive(Clone, Copy, Debug)]
 enum TransferSlot {
@@ -35,6 +38,10 @@ enum TransferSlot {
 
 /// One step to undo when a linked chain fails, recorded only inside chains.
 #[derive(Clone, Copy, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "lives in one reused Vec during chains; boxing would allocate per event"
+)]
 enum Undo {
     AccountCreated,
     TransferCreated {
@@ -52,7 +59,9 @@ enum Undo {
 pub enum BatchError {
     #[error("a batch holds at most {max} events, this one has {count}", max = BATCH_EVENTS_MAX)]
     TooManyEvents { count: usize },
-    #[error("the batch timestamp {timestamp} does not advance past the ledger's last timestamp {last}")]
+    #[error(
+        "the batch timestamp {timestamp} does not advance past the ledger's last timestamp {last}"
+    )]
     TimestampNotAdvancing { timestamp: u64, last: u64 },
     #[error("the batch's timestamps run beyond the ledger's time range (2^63-1 ns)")]
     TimestampOutOfRange,
@@ -109,14 +118,18 @@ pub struct InvariantViolation(pub String);
 pub struct Ledger {
     accounts: Vec<Account>,
     account_positions: IdMap<Position>,
-    /// Per account (same position): positions of the transfers that touch it, in order.
-    account_transfers: Vec<Vec<Position>>,
+    /// Per account (same position): its newest transfer, the head of a list that runs
+    /// back through `transfer_links` (an append writes no per-account memory but this).
+    account_newest_transfer: Vec<Position>,
     /// Per account (same position): balances after each change; empty without `history`.
     account_history: Vec<Vec<AccountBalance>>,
 
     transfers: Vec<Transfer>,
     /// Per transfer (same position).
     pending_status: Vec<PendingStatus>,
+    /// Per transfer (same position): the previous transfer of its debit account and of
+    /// its credit account, or `NO_POSITION`.
+    transfer_links: Vec<[Position; 2]>,
     transfer_slots: IdMap<TransferSlot>,
     /// Burnt ids in the order they were burnt (for the digest).
     burnt: Vec<(u128, CreateTransferResult)>,
@@ -133,6 +146,22 @@ impl Ledger {
         Self::default()
     }
 
+    /// A ledger with room for `accounts` accounts and `transfers` transfers before any
+    /// index has to grow: growing a large hash index rehashes all of it at once, which
+    /// shows as a latency spike on the batch that triggers it.
+    pub fn with_capacity(accounts: usize, transfers: usize) -> Self {
+        let mut ledger = Self::default();
+        ledger.accounts.reserve(accounts);
+        ledger.account_positions.reserve(accounts);
+        ledger.account_newest_transfer.reserve(accounts);
+        ledger.account_history.reserve(accounts);
+        ledger.transfers.reserve(transfers);
+        ledger.pending_status.reserve(transfers);
+        ledger.transfer_links.reserve(transfers);
+        ledger.transfer_slots.reserve(transfers);
+        ledger
+    }
+
     /// The last timestamp the ledger used; the next batch must start after it.
     pub fn last_timestamp(&self) -> u64 {
         self.last_timestamp
@@ -142,7 +171,11 @@ impl Ledger {
         LedgerStats {
             accounts: self.accounts.len(),
             transfers: self.transfers.len(),
-            pending_transfers: self.pending_status.iter().filter(|s| **s == PendingStatus::Pending).count(),
+            pending_transfers: self
+                .pending_status
+                .iter()
+                .filter(|s| **s == PendingStatus::Pending)
+                .count(),
             burnt_ids: self.burnt.len(),
             history_entries: self.account_history.iter().map(Vec::len).sum(),
         }
@@ -160,7 +193,10 @@ impl Ledger {
             return Err(BatchError::TooManyEvents { count });
         }
         if timestamp <= self.last_timestamp {
-            return Err(BatchError::TimestampNotAdvancing { timestamp, last: self.last_timestamp });
+            return Err(BatchError::TimestampNotAdvancing {
+                timestamp,
+                last: self.last_timestamp,
+            });
         }
         if timestamp.saturating_add(count as u64) > TIMESTAMP_MAX {
             return Err(BatchError::TimestampOutOfRange);
@@ -252,19 +288,25 @@ impl Ledger {
             };
 
             if let Err(result) = outcome {
-                if let Some(start) = chain_start {
-                    if !chain_broken {
-                        chain_broken = true;
-                        self.rollback_chain();
-                        for chain_index in start..index {
-                            results.push(EventResult { index: chain_index as u32, result: linked_event_failed });
-                        }
+                if let Some(start) = chain_start
+                    && !chain_broken
+                {
+                    chain_broken = true;
+                    self.rollback_chain();
+                    for chain_index in start..index {
+                        results.push(EventResult {
+                            index: event_index(chain_index),
+                            result: linked_event_failed,
+                        });
                     }
                 }
                 if result != linked_event_failed && result != linked_event_chain_open {
                     on_failure(self, event, result);
                 }
-                results.push(EventResult { index: index as u32, result });
+                results.push(EventResult {
+                    index: event_index(index),
+                    result,
+                });
             }
 
             let chain_ends = !linked || index == events.len() - 1;
@@ -283,11 +325,14 @@ impl Ledger {
             match undo {
                 Undo::AccountCreated => {
                     let account = self.accounts.pop();
-                    debug_assert!(account.is_some(), "undo of an account that was never created");
+                    debug_assert!(
+                        account.is_some(),
+                        "undo of an account that was never created"
+                    );
                     if let Some(account) = account {
                         self.account_positions.remove(&account.id);
                     }
-                    self.account_transfers.pop();
+                    self.account_newest_transfer.pop();
                     self.account_history.pop();
                 }
                 Undo::TransferCreated {
@@ -302,17 +347,19 @@ impl Ledger {
                         continue;
                     };
                     self.pending_status.pop();
+                    let links = self.transfer_links.pop().unwrap_or([NO_POSITION; 2]);
                     self.transfer_slots.remove(&transfer.id);
-                    let position = self.transfers.len() as Position;
+                    let position = to_position(self.transfers.len());
                     if let Some(expires_at) = transfer.expires_at() {
                         self.expiry_queue.remove(&(expires_at, position));
                     }
-                    for (account_position, before) in
-                        [(debit_position, debit_before), (credit_position, credit_before)]
-                    {
+                    for (account_position, before, previous) in [
+                        (debit_position, debit_before, links[0]),
+                        (credit_position, credit_before, links[1]),
+                    ] {
                         let at = account_position as usize;
-                        let popped = self.account_transfers[at].pop();
-                        debug_assert_eq!(popped, Some(position));
+                        debug_assert_eq!(self.account_newest_transfer[at], position);
+                        self.account_newest_transfer[at] = previous;
                         if self.accounts[at].flags.contains(AccountFlags::HISTORY) {
                             self.account_history[at].pop();
                         }
@@ -333,14 +380,22 @@ impl Ledger {
     fn burn_if_transient(&mut self, event: &Transfer, result: CreateTransferResult) {
         if result.is_transient() {
             let previous = self.transfer_slots.insert(event.id, TransferSlot::Failed);
-            debug_assert!(previous.is_none(), "a transient failure for an id that is taken");
+            debug_assert!(
+                previous.is_none(),
+                "a transient failure for an id that is taken"
+            );
             self.burnt.push((event.id, result));
         }
     }
 
     // ---------------------------------------------------------------- accounts
 
-    fn create_account(&mut self, event: &Account, timestamp: u64, in_chain: bool) -> Result<(), CreateAccountResult> {
+    fn create_account(
+        &mut self,
+        event: &Account,
+        timestamp: u64,
+        in_chain: bool,
+    ) -> Result<(), CreateAccountResult> {
         use CreateAccountResult as R;
         if event.timestamp != 0 {
             return Err(R::TimestampMustBeZero);
@@ -357,8 +412,12 @@ impl Ledger {
         if let Some(&position) = self.account_positions.get(&event.id) {
             return Err(account_exists(event, &self.accounts[position as usize]));
         }
-        if event.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
-            && event.flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        if event
+            .flags
+            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            && event
+                .flags
+                .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
         {
             return Err(R::FlagsAreMutuallyExclusive);
         }
@@ -381,10 +440,13 @@ impl Ledger {
             return Err(R::CodeMustNotBeZero);
         }
 
-        let position = self.accounts.len() as Position;
-        self.accounts.push(Account { timestamp, ..*event });
+        let position = to_position(self.accounts.len());
+        self.accounts.push(Account {
+            timestamp,
+            ..*event
+        });
         self.account_positions.insert(event.id, position);
-        self.account_transfers.push(Vec::new());
+        self.account_newest_transfer.push(NO_POSITION);
         self.account_history.push(Vec::new());
         if in_chain {
             self.undo_log.push(Undo::AccountCreated);
@@ -394,7 +456,12 @@ impl Ledger {
 
     // ---------------------------------------------------------------- transfers
 
-    fn create_transfer(&mut self, event: &Transfer, timestamp: u64, in_chain: bool) -> Result<(), CreateTransferResult> {
+    fn create_transfer(
+        &mut self,
+        event: &Transfer,
+        timestamp: u64,
+        in_chain: bool,
+    ) -> Result<(), CreateTransferResult> {
         use CreateTransferResult as R;
         use TransferFlags as F;
         if event.timestamp != 0 {
@@ -416,7 +483,10 @@ impl Ledger {
             Some(TransferSlot::Failed) => return Err(R::IdAlreadyFailed),
             None => {}
         }
-        if event.flags.intersects(F::POST_PENDING_TRANSFER | F::VOID_PENDING_TRANSFER) {
+        if event
+            .flags
+            .intersects(F::POST_PENDING_TRANSFER | F::VOID_PENDING_TRANSFER)
+        {
             return self.post_or_void_pending_transfer(event, timestamp, in_chain);
         }
 
@@ -457,8 +527,14 @@ impl Ledger {
             return Err(R::CodeMustNotBeZero);
         }
 
-        let debit_position = *self.account_positions.get(&event.debit_account_id).ok_or(R::DebitAccountNotFound)?;
-        let credit_position = *self.account_positions.get(&event.credit_account_id).ok_or(R::CreditAccountNotFound)?;
+        let debit_position = *self
+            .account_positions
+            .get(&event.debit_account_id)
+            .ok_or(R::DebitAccountNotFound)?;
+        let credit_position = *self
+            .account_positions
+            .get(&event.credit_account_id)
+            .ok_or(R::CreditAccountNotFound)?;
         let debit = self.accounts[debit_position as usize];
         let credit = self.accounts[credit_position as usize];
         if debit.ledger != credit.ledger {
@@ -498,10 +574,20 @@ impl Ledger {
         if amount.checked_add(credit.credits_posted).is_none() {
             return Err(R::OverflowsCreditsPosted);
         }
-        if debit.debits_pending.checked_add(debit.debits_posted).and_then(|d| d.checked_add(amount)).is_none() {
+        if debit
+            .debits_pending
+            .checked_add(debit.debits_posted)
+            .and_then(|d| d.checked_add(amount))
+            .is_none()
+        {
             return Err(R::OverflowsDebits);
         }
-        if credit.credits_pending.checked_add(credit.credits_posted).and_then(|c| c.checked_add(amount)).is_none() {
+        if credit
+            .credits_pending
+            .checked_add(credit.credits_posted)
+            .and_then(|c| c.checked_add(amount))
+            .is_none()
+        {
             return Err(R::OverflowsCredits);
         }
         // Both terms are below 2^63, so the sum cannot overflow u64.
@@ -532,9 +618,22 @@ impl Ledger {
         }
         debug_assert!(debit_after.balances_within_flags() && credit_after.balances_within_flags());
 
-        let transfer = Transfer { amount, timestamp, ..*event };
-        let status = if pending { PendingStatus::Pending } else { PendingStatus::None };
-        self.insert_transfer(transfer, status, (debit_position, debit_after), (credit_position, credit_after));
+        let transfer = Transfer {
+            amount,
+            timestamp,
+            ..*event
+        };
+        let status = if pending {
+            PendingStatus::Pending
+        } else {
+            PendingStatus::None
+        };
+        self.insert_transfer(
+            transfer,
+            status,
+            (debit_position, debit_after),
+            (credit_position, credit_after),
+        );
         if in_chain {
             self.undo_log.push(Undo::TransferCreated {
                 debit_before: debit,
@@ -560,7 +659,11 @@ impl Ledger {
         debug_assert!(post || void);
         if (post && void)
             || event.flags.intersects(
-                F::PENDING | F::BALANCING_DEBIT | F::BALANCING_CREDIT | F::CLOSING_DEBIT | F::CLOSING_CREDIT,
+                F::PENDING
+                    | F::BALANCING_DEBIT
+                    | F::BALANCING_CREDIT
+                    | F::CLOSING_DEBIT
+                    | F::CLOSING_CREDIT,
             )
         {
             return Err(R::FlagsAreMutuallyExclusive);
@@ -615,7 +718,10 @@ impl Ledger {
                 return Err(R::PendingTransferNotPending);
             }
         }
-        if pending.expires_at().is_some_and(|expires_at| expires_at <= timestamp) {
+        if pending
+            .expires_at()
+            .is_some_and(|expires_at| expires_at <= timestamp)
+        {
             return Err(R::PendingTransferExpired);
         }
 
@@ -632,7 +738,9 @@ impl Ledger {
 
         let mut debit_after = debit;
         let mut credit_after = credit;
-        debug_assert!(debit.debits_pending >= pending.amount && credit.credits_pending >= pending.amount);
+        debug_assert!(
+            debit.debits_pending >= pending.amount && credit.credits_pending >= pending.amount
+        );
         debit_after.debits_pending -= pending.amount;
         credit_after.credits_pending -= pending.amount;
         if post {
@@ -660,10 +768,17 @@ impl Ledger {
             flags: event.flags,
             timestamp,
         };
-        self.pending_status[pending_position as usize] = if post { PendingStatus::Posted } else { PendingStatus::Voided };
+        self.pending_status[pending_position as usize] = if post {
+            PendingStatus::Posted
+        } else {
+            PendingStatus::Voided
+        };
         if let Some(expires_at) = pending.expires_at() {
             let removed = self.expiry_queue.remove(&(expires_at, pending_position));
-            debug_assert!(removed, "a pending transfer with a timeout missing from the expiry queue");
+            debug_assert!(
+                removed,
+                "a pending transfer with a timeout missing from the expiry queue"
+            );
         }
         self.insert_transfer(
             transfer,
@@ -691,20 +806,26 @@ impl Ledger {
         (debit_position, debit_after): (Position, Account),
         (credit_position, credit_after): (Position, Account),
     ) {
-        let position = self.transfers.len() as Position;
+        let position = to_position(self.transfers.len());
         debug_assert!(transfer.timestamp > self.transfers.last().map_or(0, |t| t.timestamp));
-        if status == PendingStatus::Pending {
-            if let Some(expires_at) = transfer.expires_at() {
-                self.expiry_queue.insert((expires_at, position));
-            }
+        if status == PendingStatus::Pending
+            && let Some(expires_at) = transfer.expires_at()
+        {
+            self.expiry_queue.insert((expires_at, position));
         }
-        self.transfer_slots.insert(transfer.id, TransferSlot::Created(position));
+        self.transfer_slots
+            .insert(transfer.id, TransferSlot::Created(position));
         self.transfers.push(transfer);
         self.pending_status.push(status);
-        for (at, after) in [(debit_position, debit_after), (credit_position, credit_after)] {
-            let at = at as usize;
+        let (debit_at, credit_at) = (debit_position as usize, credit_position as usize);
+        self.transfer_links.push([
+            self.account_newest_transfer[debit_at],
+            self.account_newest_transfer[credit_at],
+        ]);
+        self.account_newest_transfer[debit_at] = position;
+        self.account_newest_transfer[credit_at] = position;
+        for (at, after) in [(debit_at, debit_after), (credit_at, credit_after)] {
             self.accounts[at] = after;
-            self.account_transfers[at].push(position);
             if after.flags.contains(AccountFlags::HISTORY) {
                 self.account_history[at].push(AccountBalance::of(&after, transfer.timestamp));
             }
@@ -714,7 +835,10 @@ impl Ledger {
     fn account_position(&self, id: u128) -> Position {
         let position = self.account_positions.get(&id).copied();
         // A transfer's accounts exist: accounts are never deleted.
-        debug_assert!(position.is_some(), "a stored transfer names an unknown account");
+        debug_assert!(
+            position.is_some(),
+            "a stored transfer names an unknown account"
+        );
         position.unwrap_or(0)
     }
 
@@ -730,18 +854,25 @@ impl Ledger {
         if event.timeout != existing.timeout {
             return R::ExistsWithDifferentTimeout;
         }
-        if event.flags.intersects(F::POST_PENDING_TRANSFER | F::VOID_PENDING_TRANSFER) {
+        if event
+            .flags
+            .intersects(F::POST_PENDING_TRANSFER | F::VOID_PENDING_TRANSFER)
+        {
             let pending = match self.transfer_slots.get(&event.pending_id) {
                 Some(TransferSlot::Created(position)) => self.transfers[*position as usize],
                 _ => {
-                    debug_assert!(false, "a stored post/void names an unknown pending transfer");
+                    debug_assert!(
+                        false,
+                        "a stored post/void names an unknown pending transfer"
+                    );
                     return R::ExistsWithDifferentPendingId;
                 }
             };
             if event.debit_account_id != 0 && event.debit_account_id != existing.debit_account_id {
                 return R::ExistsWithDifferentDebitAccountId;
             }
-            if event.credit_account_id != 0 && event.credit_account_id != existing.credit_account_id {
+            if event.credit_account_id != 0 && event.credit_account_id != existing.credit_account_id
+            {
                 return R::ExistsWithDifferentCreditAccountId;
             }
             if resolve_amount(event, pending.amount) != existing.amount {
@@ -770,8 +901,12 @@ impl Ledger {
         if event.credit_account_id != existing.credit_account_id {
             return R::ExistsWithDifferentCreditAccountId;
         }
-        let balancing = event.flags.intersects(F::BALANCING_DEBIT | F::BALANCING_CREDIT);
-        if (balancing && event.amount < existing.amount) || (!balancing && event.amount != existing.amount) {
+        let balancing = event
+            .flags
+            .intersects(F::BALANCING_DEBIT | F::BALANCING_CREDIT);
+        if (balancing && event.amount < existing.amount)
+            || (!balancing && event.amount != existing.amount)
+        {
             return R::ExistsWithDifferentAmount;
         }
         if event.user_data_128 != existing.user_data_128 {
@@ -797,21 +932,33 @@ impl Ledger {
     /// Expires up to `limit` pending transfers whose deadline is at or before
     /// `timestamp`, earliest deadline first; the k-th is recorded at `timestamp + k`.
     /// Returns how many expired.
-    pub fn expire_pending_transfers(&mut self, timestamp: u64, limit: usize) -> Result<usize, BatchError> {
+    pub fn expire_pending_transfers(
+        &mut self,
+        timestamp: u64,
+        limit: usize,
+    ) -> Result<usize, BatchError> {
         let limit = limit.min(BATCH_EVENTS_MAX);
         self.check_batch(timestamp, limit, 0)?;
         let mut expired = 0;
         while expired < limit {
-            let Some(&(expires_at, position)) = self.expiry_queue.first() else { break };
+            let Some(&(expires_at, position)) = self.expiry_queue.first() else {
+                break;
+            };
             if expires_at > timestamp {
                 break;
             }
             self.expiry_queue.pop_first();
             let event_timestamp = timestamp + expired as u64;
             let pending = self.transfers[position as usize];
-            debug_assert_eq!(self.pending_status[position as usize], PendingStatus::Pending);
+            debug_assert_eq!(
+                self.pending_status[position as usize],
+                PendingStatus::Pending
+            );
             self.pending_status[position as usize] = PendingStatus::Expired;
-            for (account_id, is_debit) in [(pending.debit_account_id, true), (pending.credit_account_id, false)] {
+            for (account_id, is_debit) in [
+                (pending.debit_account_id, true),
+                (pending.credit_account_id, false),
+            ] {
                 let at = self.account_position(account_id) as usize;
                 let mut account = self.accounts[at];
                 if is_debit {
@@ -855,7 +1002,9 @@ impl Ledger {
     }
 
     pub fn account(&self, id: u128) -> Option<Account> {
-        self.account_positions.get(&id).map(|position| self.accounts[*position as usize])
+        self.account_positions
+            .get(&id)
+            .map(|position| self.accounts[*position as usize])
     }
 
     pub fn transfer(&self, id: u128) -> Option<Transfer> {
@@ -869,50 +1018,79 @@ impl Ledger {
     /// or does not exist).
     pub fn pending_status(&self, id: u128) -> Option<PendingStatus> {
         match self.transfer_slots.get(&id) {
-            Some(TransferSlot::Created(position)) => match self.pending_status[*position as usize] {
-                PendingStatus::None => None,
-                status => Some(status),
-            },
+            Some(TransferSlot::Created(position)) => {
+                match self.pending_status[*position as usize] {
+                    PendingStatus::None => None,
+                    status => Some(status),
+                }
+            }
             _ => None,
         }
     }
 
-    pub fn get_account_transfers(&self, filter: &AccountFilter) -> Result<Vec<Transfer>, FilterError> {
+    /// The account's transfers (see docs/ledger.md). Newest-first reads stop after
+    /// `limit` matches; oldest-first reads walk back to `timestamp_min` (or the account's
+    /// first transfer), so their cost grows with the account's transfers in the range.
+    pub fn get_account_transfers(
+        &self,
+        filter: &AccountFilter,
+    ) -> Result<Vec<Transfer>, FilterError> {
         let range = filter.validate()?;
         let Some(&at) = self.account_positions.get(&filter.account_id) else {
             return Ok(Vec::new());
         };
-        let positions = &self.account_transfers[at as usize];
-        let window = timestamp_window(positions, range, |p| self.transfers[*p as usize].timestamp);
-        let matches = |position: &&Position| {
-            let transfer = &self.transfers[**position as usize];
-            let side_ok = match filter.direction {
-                Direction::Debits => transfer.debit_account_id == filter.account_id,
-                Direction::Credits => transfer.credit_account_id == filter.account_id,
-                Direction::Both => true,
-            };
-            side_ok
-                && (filter.code == 0 || transfer.code == filter.code)
-                && (filter.user_data_128 == 0 || transfer.user_data_128 == filter.user_data_128)
-                && (filter.user_data_64 == 0 || transfer.user_data_64 == filter.user_data_64)
-                && (filter.user_data_32 == 0 || transfer.user_data_32 == filter.user_data_32)
-        };
-        let pick = |position: &Position| self.transfers[*position as usize];
+        let newest_first = self
+            .account_transfer_positions(at as usize)
+            .map(|position| &self.transfers[position as usize])
+            .skip_while(|transfer| transfer.timestamp > range.max)
+            .take_while(|transfer| transfer.timestamp >= range.min)
+            .filter(|transfer| filter.selects(transfer));
         Ok(if filter.reversed {
-            window.iter().rev().filter(matches).take(range.limit).map(pick).collect()
+            newest_first.take(range.limit).copied().collect()
         } else {
-            window.iter().filter(matches).take(range.limit).map(pick).collect()
+            let matches: Vec<&Transfer> = newest_first.collect();
+            matches
+                .iter()
+                .rev()
+                .take(range.limit)
+                .map(|transfer| **transfer)
+                .collect()
+        })
+    }
+
+    /// Positions of the account's transfers, newest first.
+    fn account_transfer_positions(&self, at: usize) -> impl Iterator<Item = Position> + '_ {
+        let account_id = self.accounts[at].id;
+        let mut next = self.account_newest_transfer[at];
+        std::iter::from_fn(move || {
+            if next == NO_POSITION {
+                return None;
+            }
+            let position = next;
+            let [debit_previous, credit_previous] = self.transfer_links[position as usize];
+            next = if self.transfers[position as usize].debit_account_id == account_id {
+                debit_previous
+            } else {
+                credit_previous
+            };
+            Some(position)
         })
     }
 
     /// The balance history of an account with the `history` flag. The user-data and code
     /// fields of the filter select the transfers whose changes are listed.
-    pub fn get_account_balances(&self, filter: &AccountFilter) -> Result<Vec<AccountBalance>, FilterError> {
+    pub fn get_account_balances(
+        &self,
+        filter: &AccountFilter,
+    ) -> Result<Vec<AccountBalance>, FilterError> {
         let range = filter.validate()?;
         let Some(&at) = self.account_positions.get(&filter.account_id) else {
             return Ok(Vec::new());
         };
-        if !self.accounts[at as usize].flags.contains(AccountFlags::HISTORY) {
+        if !self.accounts[at as usize]
+            .flags
+            .contains(AccountFlags::HISTORY)
+        {
             return Err(FilterError::HistoryNotEnabled);
         }
         let history = timestamp_window(&self.account_history[at as usize], range, |b| b.timestamp);
@@ -922,28 +1100,27 @@ impl Ledger {
             || filter.user_data_32 != 0
             || filter.direction != Direction::Both;
         let matches = |balance: &&AccountBalance| {
-            if !selective {
-                return true;
-            }
             // Expiries have no transfer of their own; they match only an unselective filter.
-            let Some(transfer) = self.transfer_at_timestamp(balance.timestamp) else {
-                return false;
-            };
-            let side_ok = match filter.direction {
-                Direction::Debits => transfer.debit_account_id == filter.account_id,
-                Direction::Credits => transfer.credit_account_id == filter.account_id,
-                Direction::Both => true,
-            };
-            side_ok
-                && (filter.code == 0 || transfer.code == filter.code)
-                && (filter.user_data_128 == 0 || transfer.user_data_128 == filter.user_data_128)
-                && (filter.user_data_64 == 0 || transfer.user_data_64 == filter.user_data_64)
-                && (filter.user_data_32 == 0 || transfer.user_data_32 == filter.user_data_32)
+            !selective
+                || self
+                    .transfer_at_timestamp(balance.timestamp)
+                    .is_some_and(|transfer| filter.selects(transfer))
         };
         Ok(if filter.reversed {
-            history.iter().rev().filter(matches).take(range.limit).copied().collect()
+            history
+                .iter()
+                .rev()
+                .filter(matches)
+                .take(range.limit)
+                .copied()
+                .collect()
         } else {
-            history.iter().filter(matches).take(range.limit).copied().collect()
+            history
+                .iter()
+                .filter(matches)
+                .take(range.limit)
+                .copied()
+                .collect()
         })
     }
 
@@ -963,9 +1140,20 @@ impl Ledger {
                 && (filter.code == 0 || account.code == filter.code)
         };
         Ok(if filter.reversed {
-            window.iter().rev().filter(matches).take(range.limit).copied().collect()
+            window
+                .iter()
+                .rev()
+                .filter(matches)
+                .take(range.limit)
+                .copied()
+                .collect()
         } else {
-            window.iter().filter(matches).take(range.limit).copied().collect()
+            window
+                .iter()
+                .filter(matches)
+                .take(range.limit)
+                .copied()
+                .collect()
         })
     }
 
@@ -980,9 +1168,20 @@ impl Ledger {
                 && (filter.code == 0 || transfer.code == filter.code)
         };
         Ok(if filter.reversed {
-            window.iter().rev().filter(matches).take(range.limit).copied().collect()
+            window
+                .iter()
+                .rev()
+                .filter(matches)
+                .take(range.limit)
+                .copied()
+                .collect()
         } else {
-            window.iter().filter(matches).take(range.limit).copied().collect()
+            window
+                .iter()
+                .filter(matches)
+                .take(range.limit)
+                .copied()
+                .collect()
         })
     }
 
@@ -1010,7 +1209,9 @@ impl Ledger {
             entry.debits_posted = entry.debits_posted.saturating_add(account.debits_posted);
             entry.credits_posted = entry.credits_posted.saturating_add(account.credits_posted);
             entry.debits_pending = entry.debits_pending.saturating_add(account.debits_pending);
-            entry.credits_pending = entry.credits_pending.saturating_add(account.credits_pending);
+            entry.credits_pending = entry
+                .credits_pending
+                .saturating_add(account.credits_pending);
         }
         totals
     }
@@ -1029,7 +1230,10 @@ impl Ledger {
         let mut previous_timestamp = 0;
         for (position, transfer) in self.transfers.iter().enumerate() {
             if transfer.timestamp <= previous_timestamp {
-                return fail(format!("transfer {} is out of timestamp order", transfer.id));
+                return fail(format!(
+                    "transfer {} is out of timestamp order",
+                    transfer.id
+                ));
             }
             previous_timestamp = transfer.timestamp;
             if self.pending_status[position] == PendingStatus::Pending {
@@ -1037,9 +1241,14 @@ impl Ledger {
                 let credit = self.account_position(transfer.credit_account_id) as usize;
                 pending_debits[debit] += transfer.amount;
                 pending_credits[credit] += transfer.amount;
-                let queued = transfer.expires_at().is_none_or(|at| self.expiry_queue.contains(&(at, position as Position)));
+                let queued = transfer
+                    .expires_at()
+                    .is_none_or(|at| self.expiry_queue.contains(&(at, to_position(position))));
                 if !queued {
-                    return fail(format!("pending transfer {} is missing from the expiry queue", transfer.id));
+                    return fail(format!(
+                        "pending transfer {} is missing from the expiry queue",
+                        transfer.id
+                    ));
                 }
             }
         }
@@ -1050,13 +1259,27 @@ impl Ledger {
             }
             previous_timestamp = account.timestamp;
             if !account.balances_within_flags() {
-                return fail(format!("account {} violates its balance flags: {account:?}", account.id));
+                return fail(format!(
+                    "account {} violates its balance flags: {account:?}",
+                    account.id
+                ));
             }
-            if account.debits_pending != pending_debits[position] || account.credits_pending != pending_credits[position] {
-                return fail(format!("account {} pending balances differ from its pending transfers", account.id));
+            if account.debits_pending != pending_debits[position]
+                || account.credits_pending != pending_credits[position]
+            {
+                return fail(format!(
+                    "account {} pending balances differ from its pending transfers",
+                    account.id
+                ));
             }
         }
-        if self.expiry_queue.len() > self.pending_status.iter().filter(|s| **s == PendingStatus::Pending).count() {
+        if self.expiry_queue.len()
+            > self
+                .pending_status
+                .iter()
+                .filter(|s| **s == PendingStatus::Pending)
+                .count()
+        {
             return fail("the expiry queue holds transfers that are not pending".into());
         }
         Ok(())
@@ -1085,7 +1308,12 @@ impl Ledger {
             hasher.update(&(history.len() as u64).to_le_bytes());
             for balance in history {
                 hasher.update(&balance.timestamp.to_le_bytes());
-                for value in [balance.debits_pending, balance.debits_posted, balance.credits_pending, balance.credits_posted] {
+                for value in [
+                    balance.debits_pending,
+                    balance.debits_posted,
+                    balance.credits_pending,
+                    balance.credits_posted,
+                ] {
                     hasher.update(&value.to_le_bytes());
                 }
             }
@@ -1094,11 +1322,31 @@ impl Ledger {
     }
 }
 
+/// A vector index as a position. `check_batch` refuses any batch that would take a
+/// vector to `NO_POSITION` entries, so this never saturates.
+fn to_position(index: usize) -> Position {
+    debug_assert!(
+        index < NO_POSITION as usize,
+        "position beyond the checked capacity"
+    );
+    Position::try_from(index).unwrap_or(NO_POSITION)
+}
+
+/// An event's index in its batch (at most 8,190) as the u32 of a result.
+fn event_index(index: usize) -> u32 {
+    debug_assert!(index < BATCH_EVENTS_MAX);
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
 /// The amount a post or void event means: for post, 0 and 2^128-1 stand for the full
 /// pending amount; for void, 0 does.
 fn resolve_amount(event: &Transfer, pending_amount: u128) -> u128 {
     let post = event.flags.contains(TransferFlags::POST_PENDING_TRANSFER);
-    if event.amount == 0 || (post && event.amount == u128::MAX) { pending_amount } else { event.amount }
+    if event.amount == 0 || (post && event.amount == u128::MAX) {
+        pending_amount
+    } else {
+        event.amount
+    }
 }
 
 fn reopen_closed_by(pending: &Transfer, debit: &mut Account, credit: &mut Account) {
@@ -1111,7 +1359,11 @@ fn reopen_closed_by(pending: &Transfer, debit: &mut Account, credit: &mut Accoun
 }
 
 fn nonzero_or<T: PartialEq + Default + Copy>(value: T, fallback: T) -> T {
-    if value == T::default() { fallback } else { value }
+    if value == T::default() {
+        fallback
+    } else {
+        value
+    }
 }
 
 fn account_exists(event: &Account, existing: &Account) -> CreateAccountResult {

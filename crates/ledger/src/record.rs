@@ -24,7 +24,8 @@ pub struct Account {
 impl Account {
     /// Would debiting `amount` more break the `debits_must_not_exceed_credits` flag?
     pub fn debits_exceed_credits(&self, amount: u128) -> bool {
-        self.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        self.flags
+            .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
             && self
                 .debits_pending
                 .checked_add(self.debits_posted)
@@ -34,7 +35,8 @@ impl Account {
 
     /// Would crediting `amount` more break the `credits_must_not_exceed_debits` flag?
     pub fn credits_exceed_debits(&self, amount: u128) -> bool {
-        self.flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        self.flags
+            .contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
             && self
                 .credits_pending
                 .checked_add(self.credits_posted)

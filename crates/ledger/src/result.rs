@@ -179,16 +179,29 @@ mod tests {
         let mut codes = HashSet::new();
         let mut names = HashSet::new();
         for result in CreateTransferResult::ALL {
-            assert!(codes.insert(result.code()), "duplicate code {}", result.code());
+            assert!(
+                codes.insert(result.code()),
+                "duplicate code {}",
+                result.code()
+            );
             assert!(names.insert(result.as_str()));
-            assert_eq!(CreateTransferResult::from_code(result.code()), Some(*result));
-            assert_eq!(CreateTransferResult::from_name(result.as_str()), Some(*result));
+            assert_eq!(
+                CreateTransferResult::from_code(result.code()),
+                Some(*result)
+            );
+            assert_eq!(
+                CreateTransferResult::from_name(result.as_str()),
+                Some(*result)
+            );
             assert!(result.description().ends_with('.'));
         }
         let mut codes = HashSet::new();
         for result in CreateAccountResult::ALL {
             assert!(codes.insert(result.code()));
-            assert_eq!(CreateAccountResult::from_name(result.as_str()), Some(*result));
+            assert_eq!(
+                CreateAccountResult::from_name(result.as_str()),
+                Some(*result)
+            );
         }
     }
 }

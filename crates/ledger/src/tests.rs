@@ -30,15 +30,33 @@ fn bank() -> Ledger {
 }
 
 fn account(id: u128, ledger: u32, flags: AccountFlags) -> Account {
-    Account { id, ledger, code: 10, flags, ..Default::default() }
+    Account {
+        id,
+        ledger,
+        code: 10,
+        flags,
+        ..Default::default()
+    }
 }
 
 fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
-    Transfer { id, debit_account_id: debit, credit_account_id: credit, amount, ledger: EUR, code: 1, ..Default::default() }
+    Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: EUR,
+        code: 1,
+        ..Default::default()
+    }
 }
 
 fn pending(id: u128, debit: u128, credit: u128, amount: u128, timeout: u32) -> Transfer {
-    Transfer { flags: TransferFlags::PENDING, timeout, ..transfer(id, debit, credit, amount) }
+    Transfer {
+        flags: TransferFlags::PENDING,
+        timeout,
+        ..transfer(id, debit, credit, amount)
+    }
 }
 
 fn post(id: u128, pending_id: u128, amount: u128) -> Transfer {
@@ -52,7 +70,12 @@ fn post(id: u128, pending_id: u128, amount: u128) -> Transfer {
 }
 
 fn void(id: u128, pending_id: u128) -> Transfer {
-    Transfer { id, pending_id, flags: TransferFlags::VOID_PENDING_TRANSFER, ..Default::default() }
+    Transfer {
+        id,
+        pending_id,
+        flags: TransferFlags::VOID_PENDING_TRANSFER,
+        ..Default::default()
+    }
 }
 
 /// Applies `events` at the next timestamp and returns the failures.
@@ -79,7 +102,12 @@ struct Scenario {
 }
 
 fn scenario(expected: CreateTransferResult, setup: Vec<Transfer>, event: Transfer) -> Scenario {
-    Scenario { expected, setup, event, at: None }
+    Scenario {
+        expected,
+        setup,
+        event,
+        at: None,
+    }
 }
 
 fn transfer_scenarios() -> Vec<Scenario> {
@@ -88,64 +116,271 @@ fn transfer_scenarios() -> Vec<Scenario> {
     let t = |id| transfer(id, 1, 2, 10);
     let hold = || vec![pending(50, 1, 2, 100, 0)];
     vec![
-        scenario(R::TimestampMustBeZero, vec![], Transfer { timestamp: 5, ..t(10) }),
-        scenario(R::ReservedFlag, vec![], Transfer { flags: F::from_bits(1 << 12), ..t(10) }),
+        scenario(
+            R::TimestampMustBeZero,
+            vec![],
+            Transfer {
+                timestamp: 5,
+                ..t(10)
+            },
+        ),
+        scenario(
+            R::ReservedFlag,
+            vec![],
+            Transfer {
+                flags: F::from_bits(1 << 12),
+                ..t(10)
+            },
+        ),
         scenario(R::IdMustNotBeZero, vec![], t(0)),
         scenario(R::IdMustNotBeIntMax, vec![], t(u128::MAX)),
-        scenario(R::FlagsAreMutuallyExclusive, hold(), Transfer { flags: F::POST_PENDING_TRANSFER | F::VOID_PENDING_TRANSFER, ..post(10, 50, 0) }),
-        scenario(R::DebitAccountIdMustNotBeZero, vec![], transfer(10, 0, 2, 10)),
-        scenario(R::DebitAccountIdMustNotBeIntMax, vec![], transfer(10, u128::MAX, 2, 10)),
-        scenario(R::CreditAccountIdMustNotBeZero, vec![], transfer(10, 1, 0, 10)),
-        scenario(R::CreditAccountIdMustNotBeIntMax, vec![], transfer(10, 1, u128::MAX, 10)),
+        scenario(
+            R::FlagsAreMutuallyExclusive,
+            hold(),
+            Transfer {
+                flags: F::POST_PENDING_TRANSFER | F::VOID_PENDING_TRANSFER,
+                ..post(10, 50, 0)
+            },
+        ),
+        scenario(
+            R::DebitAccountIdMustNotBeZero,
+            vec![],
+            transfer(10, 0, 2, 10),
+        ),
+        scenario(
+            R::DebitAccountIdMustNotBeIntMax,
+            vec![],
+            transfer(10, u128::MAX, 2, 10),
+        ),
+        scenario(
+            R::CreditAccountIdMustNotBeZero,
+            vec![],
+            transfer(10, 1, 0, 10),
+        ),
+        scenario(
+            R::CreditAccountIdMustNotBeIntMax,
+            vec![],
+            transfer(10, 1, u128::MAX, 10),
+        ),
         scenario(R::AccountsMustBeDifferent, vec![], transfer(10, 1, 1, 10)),
-        scenario(R::PendingIdMustBeZero, vec![], Transfer { pending_id: 3, ..t(10) }),
+        scenario(
+            R::PendingIdMustBeZero,
+            vec![],
+            Transfer {
+                pending_id: 3,
+                ..t(10)
+            },
+        ),
         scenario(R::PendingIdMustNotBeZero, vec![], post(10, 0, 0)),
         scenario(R::PendingIdMustNotBeIntMax, vec![], post(10, u128::MAX, 0)),
         scenario(R::PendingIdMustBeDifferent, vec![], post(10, 10, 0)),
-        scenario(R::TimeoutReservedForPendingTransfer, vec![], Transfer { timeout: 5, ..t(10) }),
+        scenario(
+            R::TimeoutReservedForPendingTransfer,
+            vec![],
+            Transfer {
+                timeout: 5,
+                ..t(10)
+            },
+        ),
         scenario(R::AmountMustNotBeZero, vec![], transfer(10, 1, 2, 0)),
-        scenario(R::LedgerMustNotBeZero, vec![], Transfer { ledger: 0, ..t(10) }),
+        scenario(
+            R::LedgerMustNotBeZero,
+            vec![],
+            Transfer { ledger: 0, ..t(10) },
+        ),
         scenario(R::CodeMustNotBeZero, vec![], Transfer { code: 0, ..t(10) }),
         scenario(R::DebitAccountNotFound, vec![], transfer(10, 77, 2, 10)),
         scenario(R::CreditAccountNotFound, vec![], transfer(10, 1, 77, 10)),
-        scenario(R::AccountsMustHaveTheSameLedger, vec![], transfer(10, 3, 4, 10)),
-        scenario(R::TransferMustHaveTheSameLedgerAsAccounts, vec![], Transfer { ledger: USD, ..t(10) }),
+        scenario(
+            R::AccountsMustHaveTheSameLedger,
+            vec![],
+            transfer(10, 3, 4, 10),
+        ),
+        scenario(
+            R::TransferMustHaveTheSameLedgerAsAccounts,
+            vec![],
+            Transfer {
+                ledger: USD,
+                ..t(10)
+            },
+        ),
         scenario(R::PendingTransferNotFound, vec![], post(10, 51, 0)),
         scenario(R::PendingTransferNotPending, vec![t(51)], post(10, 51, 0)),
-        scenario(R::PendingTransferHasDifferentDebitAccountId, hold(), Transfer { debit_account_id: 3, ..post(10, 50, 0) }),
-        scenario(R::PendingTransferHasDifferentCreditAccountId, hold(), Transfer { credit_account_id: 3, ..post(10, 50, 0) }),
-        scenario(R::PendingTransferHasDifferentLedger, hold(), Transfer { ledger: USD, ..post(10, 50, 0) }),
-        scenario(R::PendingTransferHasDifferentCode, hold(), Transfer { code: 9, ..post(10, 50, 0) }),
+        scenario(
+            R::PendingTransferHasDifferentDebitAccountId,
+            hold(),
+            Transfer {
+                debit_account_id: 3,
+                ..post(10, 50, 0)
+            },
+        ),
+        scenario(
+            R::PendingTransferHasDifferentCreditAccountId,
+            hold(),
+            Transfer {
+                credit_account_id: 3,
+                ..post(10, 50, 0)
+            },
+        ),
+        scenario(
+            R::PendingTransferHasDifferentLedger,
+            hold(),
+            Transfer {
+                ledger: USD,
+                ..post(10, 50, 0)
+            },
+        ),
+        scenario(
+            R::PendingTransferHasDifferentCode,
+            hold(),
+            Transfer {
+                code: 9,
+                ..post(10, 50, 0)
+            },
+        ),
         scenario(R::ExceedsPendingTransferAmount, hold(), post(10, 50, 101)),
-        scenario(R::PendingTransferHasDifferentAmount, hold(), Transfer { amount: 99, ..void(10, 50) }),
-        scenario(R::PendingTransferAlreadyPosted, vec![pending(50, 1, 2, 100, 0), post(51, 50, 0)], post(10, 50, 0)),
-        scenario(R::PendingTransferAlreadyVoided, vec![pending(50, 1, 2, 100, 0), void(51, 50)], void(10, 50)),
-        scenario(R::ExistsWithDifferentFlags, vec![t(51)], Transfer { flags: F::PENDING, ..t(51) }),
-        scenario(R::ExistsWithDifferentDebitAccountId, vec![t(51)], Transfer { debit_account_id: 3, ..t(51) }),
-        scenario(R::ExistsWithDifferentCreditAccountId, vec![t(51)], Transfer { credit_account_id: 3, ..t(51) }),
-        scenario(R::ExistsWithDifferentAmount, vec![t(51)], Transfer { amount: 11, ..t(51) }),
-        scenario(R::ExistsWithDifferentPendingId, vec![pending(50, 1, 2, 100, 0), post(51, 50, 0)], post(51, 52, 0)),
-        scenario(R::ExistsWithDifferentUserData128, vec![t(51)], Transfer { user_data_128: 1, ..t(51) }),
-        scenario(R::ExistsWithDifferentUserData64, vec![t(51)], Transfer { user_data_64: 1, ..t(51) }),
-        scenario(R::ExistsWithDifferentUserData32, vec![t(51)], Transfer { user_data_32: 1, ..t(51) }),
-        scenario(R::ExistsWithDifferentTimeout, vec![pending(51, 1, 2, 10, 5)], pending(51, 1, 2, 10, 6)),
-        scenario(R::ExistsWithDifferentLedger, vec![t(51)], Transfer { ledger: USD, ..t(51) }),
-        scenario(R::ExistsWithDifferentCode, vec![t(51)], Transfer { code: 2, ..t(51) }),
+        scenario(
+            R::PendingTransferHasDifferentAmount,
+            hold(),
+            Transfer {
+                amount: 99,
+                ..void(10, 50)
+            },
+        ),
+        scenario(
+            R::PendingTransferAlreadyPosted,
+            vec![pending(50, 1, 2, 100, 0), post(51, 50, 0)],
+            post(10, 50, 0),
+        ),
+        scenario(
+            R::PendingTransferAlreadyVoided,
+            vec![pending(50, 1, 2, 100, 0), void(51, 50)],
+            void(10, 50),
+        ),
+        scenario(
+            R::ExistsWithDifferentFlags,
+            vec![t(51)],
+            Transfer {
+                flags: F::PENDING,
+                ..t(51)
+            },
+        ),
+        scenario(
+            R::ExistsWithDifferentDebitAccountId,
+            vec![t(51)],
+            Transfer {
+                debit_account_id: 3,
+                ..t(51)
+            },
+        ),
+        scenario(
+            R::ExistsWithDifferentCreditAccountId,
+            vec![t(51)],
+            Transfer {
+                credit_account_id: 3,
+                ..t(51)
+            },
+        ),
+        scenario(
+            R::ExistsWithDifferentAmount,
+            vec![t(51)],
+            Transfer {
+                amount: 11,
+                ..t(51)
+            },
+        ),
+        scenario(
+            R::ExistsWithDifferentPendingId,
+            vec![pending(50, 1, 2, 100, 0), post(51, 50, 0)],
+            post(51, 52, 0),
+        ),
+        scenario(
+            R::ExistsWithDifferentUserData128,
+            vec![t(51)],
+            Transfer {
+                user_data_128: 1,
+                ..t(51)
+            },
+        ),
+        scenario(
+            R::ExistsWithDifferentUserData64,
+            vec![t(51)],
+            Transfer {
+                user_data_64: 1,
+                ..t(51)
+            },
+        ),
+        scenario(
+            R::ExistsWithDifferentUserData32,
+            vec![t(51)],
+            Transfer {
+                user_data_32: 1,
+                ..t(51)
+            },
+        ),
+        scenario(
+            R::ExistsWithDifferentTimeout,
+            vec![pending(51, 1, 2, 10, 5)],
+            pending(51, 1, 2, 10, 6),
+        ),
+        scenario(
+            R::ExistsWithDifferentLedger,
+            vec![t(51)],
+            Transfer {
+                ledger: USD,
+                ..t(51)
+            },
+        ),
+        scenario(
+            R::ExistsWithDifferentCode,
+            vec![t(51)],
+            Transfer { code: 2, ..t(51) },
+        ),
         scenario(R::Exists, vec![t(51)], t(51)),
         scenario(R::IdAlreadyFailed, vec![transfer(51, 1, 2, 5_000)], t(51)),
         // Vault 3 has 1,000 posted debits; account 1 has 1,000 posted credits.
-        scenario(R::OverflowsDebitsPending, huge_hold(), pending(10, 3, 1, 3_000, 0)),
-        scenario(R::OverflowsCreditsPending, huge_hold(), pending(10, 1, 2, 3_000, 0)),
-        scenario(R::OverflowsDebitsPosted, huge_posting(), transfer(10, 3, 1, 1_500)),
-        scenario(R::OverflowsCreditsPosted, huge_posting(), transfer(10, 1, 2, 2_500)),
+        scenario(
+            R::OverflowsDebitsPending,
+            huge_hold(),
+            pending(10, 3, 1, 3_000, 0),
+        ),
+        scenario(
+            R::OverflowsCreditsPending,
+            huge_hold(),
+            pending(10, 1, 2, 3_000, 0),
+        ),
+        scenario(
+            R::OverflowsDebitsPosted,
+            huge_posting(),
+            transfer(10, 3, 1, 1_500),
+        ),
+        scenario(
+            R::OverflowsCreditsPosted,
+            huge_posting(),
+            transfer(10, 1, 2, 2_500),
+        ),
         scenario(R::OverflowsDebits, huge_hold(), transfer(10, 3, 1, 1_500)),
         scenario(R::OverflowsCredits, huge_hold(), transfer(10, 1, 2, 2_500)),
-        Scenario { at: Some(TIMESTAMP_MAX - 10), ..scenario(R::OverflowsTimeout, vec![], pending(10, 1, 2, 10, u32::MAX)) },
+        Scenario {
+            at: Some(TIMESTAMP_MAX - 10),
+            ..scenario(R::OverflowsTimeout, vec![], pending(10, 1, 2, 10, u32::MAX))
+        },
         scenario(R::ExceedsCredits, vec![], transfer(10, 1, 2, 1_001)),
         scenario(R::ExceedsDebits, vec![], transfer(10, 3, 5, 1)),
-        scenario(R::ClosingTransferMustBePending, vec![], Transfer { flags: F::CLOSING_DEBIT, ..t(10) }),
+        scenario(
+            R::ClosingTransferMustBePending,
+            vec![],
+            Transfer {
+                flags: F::CLOSING_DEBIT,
+                ..t(10)
+            },
+        ),
         scenario(R::DebitAccountAlreadyClosed, vec![], transfer(10, 6, 2, 10)),
-        scenario(R::CreditAccountAlreadyClosed, vec![], transfer(10, 1, 6, 10)),
+        scenario(
+            R::CreditAccountAlreadyClosed,
+            vec![],
+            transfer(10, 1, 6, 10),
+        ),
     ]
 }
 
@@ -167,11 +402,18 @@ fn run_scenario(scenario: &Scenario) -> Vec<(u32, CreateTransferResult)> {
             // A setup that is meant to fail (to burn an id) is allowed to.
             .filter(|(_, result)| *result != CreateTransferResult::ExceedsCredits)
             .collect();
-        assert_eq!(setup_failures, vec![], "setup for {:?} failed", scenario.expected);
+        assert_eq!(
+            setup_failures,
+            vec![],
+            "setup for {:?} failed",
+            scenario.expected
+        );
     }
     let before = ledger.digest();
     let timestamp = scenario.at.unwrap_or(ledger.last_timestamp() + 1);
-    let results = ledger.create_transfers(timestamp, &[scenario.event]).unwrap();
+    let results = ledger
+        .create_transfers(timestamp, &[scenario.event])
+        .unwrap();
     ledger.check_invariants().unwrap();
     // A failed event changes no record; only a transient failure burns its id.
     if !results.is_empty() && !results[0].result.is_transient() {
@@ -180,8 +422,16 @@ fn run_scenario(scenario: &Scenario) -> Vec<(u32, CreateTransferResult)> {
             apply(&mut reference, &scenario.setup);
         }
         assert_eq!(before, reference.digest());
-        assert_eq!(ledger.accounts(), reference.accounts(), "a failed event changed an account");
-        assert_eq!(ledger.transfers(), reference.transfers(), "a failed event created a transfer");
+        assert_eq!(
+            ledger.accounts(),
+            reference.accounts(),
+            "a failed event changed an account"
+        );
+        assert_eq!(
+            ledger.transfers(),
+            reference.transfers(),
+            "a failed event created a transfer"
+        );
     }
     results.into_iter().map(|r| (r.index, r.result)).collect()
 }
@@ -190,7 +440,12 @@ fn run_scenario(scenario: &Scenario) -> Vec<(u32, CreateTransferResult)> {
 fn every_transfer_result_code_has_a_scenario_that_produces_it() {
     let scenarios = transfer_scenarios();
     for scenario in &scenarios {
-        assert_eq!(run_scenario(scenario), vec![(0, scenario.expected)], "scenario for {:?}", scenario.expected);
+        assert_eq!(
+            run_scenario(scenario),
+            vec![(0, scenario.expected)],
+            "scenario for {:?}",
+            scenario.expected
+        );
     }
     // Codes covered by dedicated tests below rather than by a one-event scenario.
     let dedicated = [
@@ -198,10 +453,17 @@ fn every_transfer_result_code_has_a_scenario_that_produces_it() {
         CreateTransferResult::LinkedEventChainOpen,
         CreateTransferResult::PendingTransferExpired,
     ];
-    let covered: BTreeSet<_> = scenarios.iter().map(|s| s.expected).chain(dedicated).collect();
+    let covered: BTreeSet<_> = scenarios
+        .iter()
+        .map(|s| s.expected)
+        .chain(dedicated)
+        .collect();
     let all: BTreeSet<_> = CreateTransferResult::ALL.iter().copied().collect();
     let missing: Vec<_> = all.difference(&covered).collect();
-    assert!(missing.is_empty(), "result codes without a test: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "result codes without a test: {missing:?}"
+    );
 }
 
 #[test]
@@ -209,49 +471,146 @@ fn every_account_result_code_has_a_scenario_that_produces_it() {
     use CreateAccountResult as R;
     let a = |id| account(id, EUR, AccountFlags::empty());
     let scenarios: Vec<(R, Account)> = vec![
-        (R::TimestampMustBeZero, Account { timestamp: 1, ..a(10) }),
-        (R::ReservedFlag, Account { flags: AccountFlags::from_bits(1 << 9), ..a(10) }),
+        (
+            R::TimestampMustBeZero,
+            Account {
+                timestamp: 1,
+                ..a(10)
+            },
+        ),
+        (
+            R::ReservedFlag,
+            Account {
+                flags: AccountFlags::from_bits(1 << 9),
+                ..a(10)
+            },
+        ),
         (R::IdMustNotBeZero, a(0)),
         (R::IdMustNotBeIntMax, a(u128::MAX)),
-        (R::FlagsAreMutuallyExclusive, Account {
-            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
-            ..a(10)
-        }),
-        (R::DebitsPendingMustBeZero, Account { debits_pending: 1, ..a(10) }),
-        (R::DebitsPostedMustBeZero, Account { debits_posted: 1, ..a(10) }),
-        (R::CreditsPendingMustBeZero, Account { credits_pending: 1, ..a(10) }),
-        (R::CreditsPostedMustBeZero, Account { credits_posted: 1, ..a(10) }),
+        (
+            R::FlagsAreMutuallyExclusive,
+            Account {
+                flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS
+                    | AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
+                ..a(10)
+            },
+        ),
+        (
+            R::DebitsPendingMustBeZero,
+            Account {
+                debits_pending: 1,
+                ..a(10)
+            },
+        ),
+        (
+            R::DebitsPostedMustBeZero,
+            Account {
+                debits_posted: 1,
+                ..a(10)
+            },
+        ),
+        (
+            R::CreditsPendingMustBeZero,
+            Account {
+                credits_pending: 1,
+                ..a(10)
+            },
+        ),
+        (
+            R::CreditsPostedMustBeZero,
+            Account {
+                credits_posted: 1,
+                ..a(10)
+            },
+        ),
         (R::LedgerMustNotBeZero, Account { ledger: 0, ..a(10) }),
         (R::CodeMustNotBeZero, Account { code: 0, ..a(10) }),
-        (R::ExistsWithDifferentFlags, Account { flags: AccountFlags::HISTORY, ..a(3) }),
-        (R::ExistsWithDifferentUserData128, Account { user_data_128: 1, ..a(3) }),
-        (R::ExistsWithDifferentUserData64, Account { user_data_64: 1, ..a(3) }),
-        (R::ExistsWithDifferentUserData32, Account { user_data_32: 1, ..a(3) }),
-        (R::ExistsWithDifferentLedger, account(3, USD, AccountFlags::empty())),
+        (
+            R::ExistsWithDifferentFlags,
+            Account {
+                flags: AccountFlags::HISTORY,
+                ..a(3)
+            },
+        ),
+        (
+            R::ExistsWithDifferentUserData128,
+            Account {
+                user_data_128: 1,
+                ..a(3)
+            },
+        ),
+        (
+            R::ExistsWithDifferentUserData64,
+            Account {
+                user_data_64: 1,
+                ..a(3)
+            },
+        ),
+        (
+            R::ExistsWithDifferentUserData32,
+            Account {
+                user_data_32: 1,
+                ..a(3)
+            },
+        ),
+        (
+            R::ExistsWithDifferentLedger,
+            account(3, USD, AccountFlags::empty()),
+        ),
         (R::ExistsWithDifferentCode, Account { code: 11, ..a(3) }),
         (R::Exists, a(3)),
     ];
     for (expected, event) in &scenarios {
         let mut ledger = bank();
         let accounts_before = ledger.accounts().to_vec();
-        assert_eq!(apply_accounts(&mut ledger, &[*event]), vec![(0, *expected)], "scenario for {expected:?}");
-        assert_eq!(ledger.accounts(), &accounts_before[..], "a failed account event changed the state");
+        assert_eq!(
+            apply_accounts(&mut ledger, &[*event]),
+            vec![(0, *expected)],
+            "scenario for {expected:?}"
+        );
+        assert_eq!(
+            ledger.accounts(),
+            &accounts_before[..],
+            "a failed account event changed the state"
+        );
     }
     let covered: BTreeSet<_> = scenarios
         .iter()
         .map(|(r, _)| *r)
         .chain([R::LinkedEventFailed, R::LinkedEventChainOpen])
         .collect();
-    let missing: Vec<_> = CreateAccountResult::ALL.iter().filter(|r| !covered.contains(r)).collect();
-    assert!(missing.is_empty(), "account result codes without a test: {missing:?}");
+    let missing: Vec<_> = CreateAccountResult::ALL
+        .iter()
+        .filter(|r| !covered.contains(r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "account result codes without a test: {missing:?}"
+    );
 }
 
 #[test]
 fn account_is_created_with_its_fields_and_the_event_timestamp() {
     let mut ledger = Ledger::new();
-    let event = Account { user_data_128: 7, user_data_64: 8, user_data_32: 9, ..account(42, EUR, AccountFlags::HISTORY) };
-    assert_eq!(ledger.create_accounts(1_000, &[account(41, EUR, AccountFlags::empty()), event]).unwrap(), vec![]);
-    assert_eq!(ledger.account(42).unwrap(), Account { timestamp: 1_001, ..event });
+    let event = Account {
+        user_data_128: 7,
+        user_data_64: 8,
+        user_data_32: 9,
+        ..account(42, EUR, AccountFlags::HISTORY)
+    };
+    assert_eq!(
+        ledger
+            .create_accounts(1_000, &[account(41, EUR, AccountFlags::empty()), event])
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        ledger.account(42).unwrap(),
+        Account {
+            timestamp: 1_001,
+            ..event
+        }
+    );
     assert_eq!(ledger.last_timestamp(), 1_001);
 }
 
@@ -260,10 +619,32 @@ fn linked_account_chain_is_all_or_nothing() {
     use CreateAccountResult as R;
     let mut ledger = Ledger::new();
     let linked = |id| account(id, EUR, AccountFlags::LINKED);
-    let results = apply_accounts(&mut ledger, &[linked(1), linked(2), account(0, EUR, AccountFlags::empty()), account(3, EUR, AccountFlags::empty())]);
-    assert_eq!(results, vec![(0, R::LinkedEventFailed), (1, R::LinkedEventFailed), (2, R::IdMustNotBeZero)]);
-    assert_eq!(ledger.lookup_accounts(&[1, 2, 3]).unwrap().len(), 1, "only the unlinked account 3 exists");
-    let results = apply_accounts(&mut ledger, &[account(4, EUR, AccountFlags::empty()), linked(5)]);
+    let results = apply_accounts(
+        &mut ledger,
+        &[
+            linked(1),
+            linked(2),
+            account(0, EUR, AccountFlags::empty()),
+            account(3, EUR, AccountFlags::empty()),
+        ],
+    );
+    assert_eq!(
+        results,
+        vec![
+            (0, R::LinkedEventFailed),
+            (1, R::LinkedEventFailed),
+            (2, R::IdMustNotBeZero)
+        ]
+    );
+    assert_eq!(
+        ledger.lookup_accounts(&[1, 2, 3]).unwrap().len(),
+        1,
+        "only the unlinked account 3 exists"
+    );
+    let results = apply_accounts(
+        &mut ledger,
+        &[account(4, EUR, AccountFlags::empty()), linked(5)],
+    );
     assert_eq!(results, vec![(1, R::LinkedEventChainOpen)]);
     assert!(ledger.account(5).is_none());
 }
@@ -274,12 +655,18 @@ fn linked_transfer_chain_rolls_back_everything_it_did() {
     let mut ledger = bank();
     let before_accounts = ledger.accounts().to_vec();
     let before_transfers = ledger.transfers().to_vec();
-    let linked = |t: Transfer| Transfer { flags: t.flags | TransferFlags::LINKED, ..t };
+    let linked = |t: Transfer| Transfer {
+        flags: t.flags | TransferFlags::LINKED,
+        ..t
+    };
     let chain = [
         linked(transfer(10, 1, 2, 300)),
         linked(pending(11, 1, 2, 200, 60)),
         linked(post(12, 11, 150)),
-        linked(Transfer { flags: TransferFlags::PENDING | TransferFlags::CLOSING_CREDIT, ..pending(13, 3, 2, 1, 0) }),
+        linked(Transfer {
+            flags: TransferFlags::PENDING | TransferFlags::CLOSING_CREDIT,
+            ..pending(13, 3, 2, 1, 0)
+        }),
         transfer(14, 1, 3, 600), // 300 + 150 posted + 600 > 1,000: fails
         transfer(15, 1, 2, 1),   // after the chain: applies
     ];
@@ -297,12 +684,29 @@ fn linked_transfer_chain_rolls_back_everything_it_did() {
     let mut expected_accounts = before_accounts.clone();
     expected_accounts[0].debits_posted += 1;
     expected_accounts[1].credits_posted += 1;
-    assert_eq!(ledger.accounts(), &expected_accounts[..], "the chain left a trace on a balance or flag");
+    assert_eq!(
+        ledger.accounts(),
+        &expected_accounts[..],
+        "the chain left a trace on a balance or flag"
+    );
     assert_eq!(ledger.transfers().len(), before_transfers.len() + 1);
-    assert_eq!(ledger.next_expiry(), None, "the rolled-back pending transfer is still queued to expire");
-    assert!(ledger.get_account_transfers(&AccountFilter::new(2, 100)).unwrap().iter().all(|t| t.id != 10));
+    assert_eq!(
+        ledger.next_expiry(),
+        None,
+        "the rolled-back pending transfer is still queued to expire"
+    );
+    assert!(
+        ledger
+            .get_account_transfers(&AccountFilter::new(2, 100))
+            .unwrap()
+            .iter()
+            .all(|t| t.id != 10)
+    );
     // The failing event's id is burnt (transient), the rolled-back ones are free.
-    assert_eq!(apply(&mut ledger, &[transfer(14, 1, 2, 1)]), vec![(0, R::IdAlreadyFailed)]);
+    assert_eq!(
+        apply(&mut ledger, &[transfer(14, 1, 2, 1)]),
+        vec![(0, R::IdAlreadyFailed)]
+    );
     assert_eq!(apply(&mut ledger, &[transfer(10, 1, 2, 300)]), vec![]);
 }
 
@@ -310,13 +714,19 @@ fn linked_transfer_chain_rolls_back_everything_it_did() {
 fn successful_chain_applies_every_event_and_a_replay_of_it_is_refused_whole() {
     use CreateTransferResult as R;
     let mut ledger = bank();
-    let linked = |t: Transfer| Transfer { flags: t.flags | TransferFlags::LINKED, ..t };
+    let linked = |t: Transfer| Transfer {
+        flags: t.flags | TransferFlags::LINKED,
+        ..t
+    };
     let chain = [linked(transfer(10, 1, 2, 300)), transfer(11, 1, 3, 2)];
     assert_eq!(apply(&mut ledger, &chain), vec![]);
     assert_eq!(ledger.account(1).unwrap().debits_posted, 302);
     let accounts = ledger.accounts().to_vec();
     // As in TigerBeetle, `exists` breaks a chain, so a chain is applied once.
-    assert_eq!(apply(&mut ledger, &chain), vec![(0, R::Exists), (1, R::LinkedEventFailed)]);
+    assert_eq!(
+        apply(&mut ledger, &chain),
+        vec![(0, R::Exists), (1, R::LinkedEventFailed)]
+    );
     assert_eq!(ledger.accounts(), &accounts[..]);
 }
 
@@ -324,12 +734,19 @@ fn successful_chain_applies_every_event_and_a_replay_of_it_is_refused_whole() {
 fn resubmission_is_idempotent_and_retry_after_transient_failure_returns_first_outcome() {
     use CreateTransferResult as R;
     let mut ledger = bank();
-    let batch = [transfer(10, 1, 2, 400), transfer(11, 1, 2, 700), transfer(12, 3, 1, 5_000)];
+    let batch = [
+        transfer(10, 1, 2, 400),
+        transfer(11, 1, 2, 700),
+        transfer(12, 3, 1, 5_000),
+    ];
     assert_eq!(apply(&mut ledger, &batch), vec![(1, R::ExceedsCredits)]);
     let accounts = ledger.accounts().to_vec();
     let transfers = ledger.transfers().to_vec();
     // 11 would now succeed (account 1 was funded by 12), but its id is burnt.
-    assert_eq!(apply(&mut ledger, &batch), vec![(0, R::Exists), (1, R::IdAlreadyFailed), (2, R::Exists)]);
+    assert_eq!(
+        apply(&mut ledger, &batch),
+        vec![(0, R::Exists), (1, R::IdAlreadyFailed), (2, R::Exists)]
+    );
     assert_eq!(ledger.accounts(), &accounts[..]);
     assert_eq!(ledger.transfers(), &transfers[..]);
 }
@@ -338,19 +755,50 @@ fn resubmission_is_idempotent_and_retry_after_transient_failure_returns_first_ou
 fn balancing_transfers_move_at_most_what_is_available() {
     use CreateTransferResult as R;
     let mut ledger = bank();
-    let sweep = Transfer { flags: TransferFlags::BALANCING_DEBIT, ..transfer(10, 1, 2, u128::MAX) };
-    assert_eq!(apply(&mut ledger, &[pending(9, 1, 3, 100, 0), sweep]), vec![]);
-    assert_eq!(ledger.transfer(10).unwrap().amount, 900, "1,000 credited minus the 100 held");
+    let sweep = Transfer {
+        flags: TransferFlags::BALANCING_DEBIT,
+        ..transfer(10, 1, 2, u128::MAX)
+    };
+    assert_eq!(
+        apply(&mut ledger, &[pending(9, 1, 3, 100, 0), sweep]),
+        vec![]
+    );
+    assert_eq!(
+        ledger.transfer(10).unwrap().amount,
+        900,
+        "1,000 credited minus the 100 held"
+    );
     // Nothing left: a balancing transfer of 0 is created, a plain one is refused.
     let again = Transfer { id: 11, ..sweep };
     assert_eq!(apply(&mut ledger, &[again]), vec![]);
     assert_eq!(ledger.transfer(11).unwrap().amount, 0);
     // Resubmitting with a larger cap is the same transfer; with a smaller one it is not.
-    assert_eq!(apply(&mut ledger, &[Transfer { amount: 950, ..sweep }]), vec![(0, R::Exists)]);
-    assert_eq!(apply(&mut ledger, &[Transfer { amount: 899, ..sweep }]), vec![(0, R::ExistsWithDifferentAmount)]);
+    assert_eq!(
+        apply(
+            &mut ledger,
+            &[Transfer {
+                amount: 950,
+                ..sweep
+            }]
+        ),
+        vec![(0, R::Exists)]
+    );
+    assert_eq!(
+        apply(
+            &mut ledger,
+            &[Transfer {
+                amount: 899,
+                ..sweep
+            }]
+        ),
+        vec![(0, R::ExistsWithDifferentAmount)]
+    );
     // balancing_credit: account 5 may take credits only up to its debits.
     assert_eq!(apply(&mut ledger, &[transfer(12, 5, 3, 40)]), vec![]);
-    let fill = Transfer { flags: TransferFlags::BALANCING_CREDIT, ..transfer(13, 3, 5, 1_000) };
+    let fill = Transfer {
+        flags: TransferFlags::BALANCING_CREDIT,
+        ..transfer(13, 3, 5, 1_000)
+    };
     assert_eq!(apply(&mut ledger, &[fill]), vec![]);
     assert_eq!(ledger.transfer(13).unwrap().amount, 40);
 }
@@ -359,36 +807,89 @@ fn balancing_transfers_move_at_most_what_is_available() {
 fn two_phase_post_partial_and_full() {
     use CreateTransferResult as R;
     let mut ledger = bank();
-    assert_eq!(apply(&mut ledger, &[pending(10, 1, 2, 300, 0), pending(11, 1, 2, 200, 0)]), vec![]);
+    assert_eq!(
+        apply(
+            &mut ledger,
+            &[pending(10, 1, 2, 300, 0), pending(11, 1, 2, 200, 0)]
+        ),
+        vec![]
+    );
     let one = ledger.account(1).unwrap();
     assert_eq!((one.debits_pending, one.debits_posted), (500, 0));
-    assert_eq!(apply(&mut ledger, &[transfer(12, 1, 2, 501)]), vec![(0, R::ExceedsCredits)], "holds reduce what is available");
-    let posting = Transfer { user_data_64: 77, ..post(13, 10, 120) };
-    assert_eq!(apply(&mut ledger, &[posting, post(14, 11, u128::MAX)]), vec![]);
+    assert_eq!(
+        apply(&mut ledger, &[transfer(12, 1, 2, 501)]),
+        vec![(0, R::ExceedsCredits)],
+        "holds reduce what is available"
+    );
+    let posting = Transfer {
+        user_data_64: 77,
+        ..post(13, 10, 120)
+    };
+    assert_eq!(
+        apply(&mut ledger, &[posting, post(14, 11, u128::MAX)]),
+        vec![]
+    );
     let one = ledger.account(1).unwrap();
-    assert_eq!((one.debits_pending, one.debits_posted), (0, 320), "partial post releases the rest");
+    assert_eq!(
+        (one.debits_pending, one.debits_posted),
+        (0, 320),
+        "partial post releases the rest"
+    );
     let posted = ledger.transfer(13).unwrap();
-    assert_eq!((posted.debit_account_id, posted.credit_account_id, posted.amount, posted.code), (1, 2, 120, 1));
+    assert_eq!(
+        (
+            posted.debit_account_id,
+            posted.credit_account_id,
+            posted.amount,
+            posted.code
+        ),
+        (1, 2, 120, 1)
+    );
     assert_eq!(posted.user_data_64, 77);
     assert_eq!(ledger.pending_status(10), Some(PendingStatus::Posted));
     assert_eq!(ledger.transfer(14).unwrap().amount, 200);
     // A post's resubmission: same event → exists; amount 0 means "the pending amount".
     assert_eq!(apply(&mut ledger, &[posting]), vec![(0, R::Exists)]);
     assert_eq!(apply(&mut ledger, &[post(14, 11, 0)]), vec![(0, R::Exists)]);
-    assert_eq!(apply(&mut ledger, &[post(13, 10, 0)]), vec![(0, R::ExistsWithDifferentAmount)]);
+    assert_eq!(
+        apply(&mut ledger, &[post(13, 10, 0)]),
+        vec![(0, R::ExistsWithDifferentAmount)]
+    );
 }
 
 #[test]
 fn void_releases_and_reopens_what_a_closing_transfer_closed() {
     use CreateTransferResult as R;
     let mut ledger = bank();
-    let closing = Transfer { flags: TransferFlags::PENDING | TransferFlags::CLOSING_DEBIT, ..pending(10, 2, 3, 1, 0) };
+    let closing = Transfer {
+        flags: TransferFlags::PENDING | TransferFlags::CLOSING_DEBIT,
+        ..pending(10, 2, 3, 1, 0)
+    };
     assert_eq!(apply(&mut ledger, &[transfer(9, 1, 2, 1), closing]), vec![]);
-    assert!(ledger.account(2).unwrap().flags.contains(AccountFlags::CLOSED));
-    assert_eq!(apply(&mut ledger, &[transfer(11, 1, 2, 1)]), vec![(0, R::CreditAccountAlreadyClosed)]);
-    assert_eq!(apply(&mut ledger, &[post(12, 10, 0)]), vec![(0, R::DebitAccountAlreadyClosed)], "a closing transfer can only be voided");
+    assert!(
+        ledger
+            .account(2)
+            .unwrap()
+            .flags
+            .contains(AccountFlags::CLOSED)
+    );
+    assert_eq!(
+        apply(&mut ledger, &[transfer(11, 1, 2, 1)]),
+        vec![(0, R::CreditAccountAlreadyClosed)]
+    );
+    assert_eq!(
+        apply(&mut ledger, &[post(12, 10, 0)]),
+        vec![(0, R::DebitAccountAlreadyClosed)],
+        "a closing transfer can only be voided"
+    );
     assert_eq!(apply(&mut ledger, &[void(13, 10)]), vec![]);
-    assert!(!ledger.account(2).unwrap().flags.contains(AccountFlags::CLOSED));
+    assert!(
+        !ledger
+            .account(2)
+            .unwrap()
+            .flags
+            .contains(AccountFlags::CLOSED)
+    );
     assert_eq!(ledger.account(2).unwrap().debits_pending, 0);
     assert_eq!(apply(&mut ledger, &[transfer(14, 1, 2, 1)]), vec![]);
 }
@@ -397,19 +898,50 @@ fn void_releases_and_reopens_what_a_closing_transfer_closed() {
 fn pending_transfers_expire_on_ledger_time_only() {
     use CreateTransferResult as R;
     let mut ledger = bank();
-    assert_eq!(apply(&mut ledger, &[pending(10, 1, 2, 300, 5), pending(11, 1, 2, 100, 10), pending(12, 1, 2, 1, 0)]), vec![]);
+    assert_eq!(
+        apply(
+            &mut ledger,
+            &[
+                pending(10, 1, 2, 300, 5),
+                pending(11, 1, 2, 100, 10),
+                pending(12, 1, 2, 1, 0)
+            ]
+        ),
+        vec![]
+    );
     let created = ledger.transfer(10).unwrap().timestamp;
     assert_eq!(ledger.next_expiry(), Some(created + 5 * NS_PER_S));
     // Just before the deadline nothing expires; at it, the first one does.
     let deadline = created + 5 * NS_PER_S;
-    assert_eq!(ledger.expire_pending_transfers(deadline - 1, 8_190).unwrap(), 0);
+    assert_eq!(
+        ledger
+            .expire_pending_transfers(deadline - 1, 8_190)
+            .unwrap(),
+        0
+    );
     // Posting at or after the deadline fails even before the sweep ran.
-    assert_eq!(ledger.create_transfers(deadline, &[post(20, 10, 0)]).unwrap(), vec![EventResult { index: 0, result: R::PendingTransferExpired }]);
-    assert_eq!(ledger.expire_pending_transfers(deadline + 1, 8_190).unwrap(), 1);
+    assert_eq!(
+        ledger
+            .create_transfers(deadline, &[post(20, 10, 0)])
+            .unwrap(),
+        vec![EventResult {
+            index: 0,
+            result: R::PendingTransferExpired
+        }]
+    );
+    assert_eq!(
+        ledger
+            .expire_pending_transfers(deadline + 1, 8_190)
+            .unwrap(),
+        1
+    );
     ledger.check_invariants().unwrap();
     assert_eq!(ledger.pending_status(10), Some(PendingStatus::Expired));
     assert_eq!(ledger.account(1).unwrap().debits_pending, 101);
-    assert_eq!(apply(&mut ledger, &[post(21, 10, 0)]), vec![(0, R::PendingTransferExpired)]);
+    assert_eq!(
+        apply(&mut ledger, &[post(21, 10, 0)]),
+        vec![(0, R::PendingTransferExpired)]
+    );
     // A transfer without a timeout never expires.
     let far = ledger.last_timestamp() + 1_000 * NS_PER_S;
     assert_eq!(ledger.expire_pending_transfers(far, 8_190).unwrap(), 1);
@@ -423,13 +955,21 @@ fn expiry_respects_its_limit_and_gives_each_expiry_its_own_timestamp() {
     let holds: Vec<_> = (10..20).map(|id| pending(id, 3, 2, 1, 1)).collect();
     let history = account(7, EUR, AccountFlags::HISTORY);
     assert_eq!(apply_accounts(&mut ledger, &[history]), vec![]);
-    let holds: Vec<_> = holds.into_iter().map(|t| Transfer { credit_account_id: 7, ..t }).collect();
+    let holds: Vec<_> = holds
+        .into_iter()
+        .map(|t| Transfer {
+            credit_account_id: 7,
+            ..t
+        })
+        .collect();
     assert_eq!(apply(&mut ledger, &holds), vec![]);
     let now = ledger.last_timestamp() + 2 * NS_PER_S;
     assert_eq!(ledger.expire_pending_transfers(now, 4).unwrap(), 4);
     assert_eq!(ledger.last_timestamp(), now + 3);
     assert_eq!(ledger.expire_pending_transfers(now + 4, 100).unwrap(), 6);
-    let balances = ledger.get_account_balances(&AccountFilter::new(7, 100)).unwrap();
+    let balances = ledger
+        .get_account_balances(&AccountFilter::new(7, 100))
+        .unwrap();
     assert_eq!(balances.len(), 20, "ten holds and ten expiries");
     let timestamps: BTreeSet<_> = balances.iter().map(|b| b.timestamp).collect();
     assert_eq!(timestamps.len(), 20, "every change has its own timestamp");
@@ -441,11 +981,31 @@ fn batch_errors_change_nothing() {
     let mut ledger = bank();
     let digest = ledger.digest();
     let last = ledger.last_timestamp();
-    assert_eq!(ledger.create_transfers(last, &[transfer(10, 1, 2, 1)]), Err(BatchError::TimestampNotAdvancing { timestamp: last, last }));
+    assert_eq!(
+        ledger.create_transfers(last, &[transfer(10, 1, 2, 1)]),
+        Err(BatchError::TimestampNotAdvancing {
+            timestamp: last,
+            last
+        })
+    );
     let too_many = vec![transfer(10, 1, 2, 1); BATCH_EVENTS_MAX + 1];
-    assert_eq!(ledger.create_transfers(last + 1, &too_many), Err(BatchError::TooManyEvents { count: BATCH_EVENTS_MAX + 1 }));
-    assert_eq!(ledger.create_transfers(TIMESTAMP_MAX, &[transfer(10, 1, 2, 1)]), Err(BatchError::TimestampOutOfRange));
-    assert_eq!(ledger.lookup_accounts(&vec![1; BATCH_EVENTS_MAX + 1]).unwrap_err().code(), "too_many_events");
+    assert_eq!(
+        ledger.create_transfers(last + 1, &too_many),
+        Err(BatchError::TooManyEvents {
+            count: BATCH_EVENTS_MAX + 1
+        })
+    );
+    assert_eq!(
+        ledger.create_transfers(TIMESTAMP_MAX, &[transfer(10, 1, 2, 1)]),
+        Err(BatchError::TimestampOutOfRange)
+    );
+    assert_eq!(
+        ledger
+            .lookup_accounts(&vec![1; BATCH_EVENTS_MAX + 1])
+            .unwrap_err()
+            .code(),
+        "too_many_events"
+    );
     assert_eq!(ledger.create_transfers(last + 1, &[]), Ok(vec![]));
     assert_eq!(ledger.digest(), digest);
 }
@@ -453,31 +1013,98 @@ fn batch_errors_change_nothing() {
 #[test]
 fn a_full_batch_of_8190_events_applies() {
     let mut ledger = bank();
-    let deposits: Vec<_> = (0..BATCH_EVENTS_MAX as u128).map(|i| transfer(10_000 + i, 3, 2, 1)).collect();
+    let deposits: Vec<_> = (0..BATCH_EVENTS_MAX as u128)
+        .map(|i| transfer(10_000 + i, 3, 2, 1))
+        .collect();
     assert_eq!(apply(&mut ledger, &deposits), vec![]);
-    assert_eq!(ledger.account(2).unwrap().credits_posted, BATCH_EVENTS_MAX as u128);
+    assert_eq!(
+        ledger.account(2).unwrap().credits_posted,
+        BATCH_EVENTS_MAX as u128
+    );
 }
 
 #[test]
 fn account_transfers_filter_by_side_code_time_and_order() {
     let mut ledger = bank();
-    let coded = |id, debit, credit, code| Transfer { code, ..transfer(id, debit, credit, 1) };
-    assert_eq!(apply(&mut ledger, &[coded(10, 1, 2, 1), coded(11, 2, 1, 2), coded(12, 1, 3, 1), coded(13, 3, 2, 1)]), vec![]);
-    let ids = |filter: AccountFilter| -> Vec<u128> { ledger.get_account_transfers(&filter).unwrap().iter().map(|t| t.id).collect() };
+    let coded = |id, debit, credit, code| Transfer {
+        code,
+        ..transfer(id, debit, credit, 1)
+    };
+    assert_eq!(
+        apply(
+            &mut ledger,
+            &[
+                coded(10, 1, 2, 1),
+                coded(11, 2, 1, 2),
+                coded(12, 1, 3, 1),
+                coded(13, 3, 2, 1)
+            ]
+        ),
+        vec![]
+    );
+    let ids = |filter: AccountFilter| -> Vec<u128> {
+        ledger
+            .get_account_transfers(&filter)
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect()
+    };
     let all = AccountFilter::new(1, 100);
     assert_eq!(ids(all), vec![900, 10, 11, 12]);
-    assert_eq!(ids(AccountFilter { direction: Direction::Debits, ..all }), vec![10, 12]);
-    assert_eq!(ids(AccountFilter { direction: Direction::Credits, ..all }), vec![900, 11]);
-    assert_eq!(ids(AccountFilter { code: 2, ..all }), vec![11]);
-    assert_eq!(ids(AccountFilter { reversed: true, limit: 2, ..all }), vec![12, 11]);
-    let t11 = ledger.transfer(11).unwrap().timestamp;
-    assert_eq!(ids(AccountFilter { timestamp_min: t11, ..all }), vec![11, 12]);
-    assert_eq!(ids(AccountFilter { timestamp_max: t11, ..all }), vec![900, 10, 11]);
-    assert_eq!(ids(AccountFilter::new(77, 10)), Vec::<u128>::new());
-    assert_eq!(ledger.get_account_transfers(&AccountFilter { limit: 0, ..all }), Err(FilterError::LimitMustNotBeZero));
-    assert_eq!(ledger.get_account_transfers(&AccountFilter::new(0, 1)), Err(FilterError::AccountIdInvalid));
     assert_eq!(
-        ledger.get_account_transfers(&AccountFilter { timestamp_min: 5, timestamp_max: 4, ..all }),
+        ids(AccountFilter {
+            direction: Direction::Debits,
+            ..all
+        }),
+        vec![10, 12]
+    );
+    assert_eq!(
+        ids(AccountFilter {
+            direction: Direction::Credits,
+            ..all
+        }),
+        vec![900, 11]
+    );
+    assert_eq!(ids(AccountFilter { code: 2, ..all }), vec![11]);
+    assert_eq!(
+        ids(AccountFilter {
+            reversed: true,
+            limit: 2,
+            ..all
+        }),
+        vec![12, 11]
+    );
+    let t11 = ledger.transfer(11).unwrap().timestamp;
+    assert_eq!(
+        ids(AccountFilter {
+            timestamp_min: t11,
+            ..all
+        }),
+        vec![11, 12]
+    );
+    assert_eq!(
+        ids(AccountFilter {
+            timestamp_max: t11,
+            ..all
+        }),
+        vec![900, 10, 11]
+    );
+    assert_eq!(ids(AccountFilter::new(77, 10)), Vec::<u128>::new());
+    assert_eq!(
+        ledger.get_account_transfers(&AccountFilter { limit: 0, ..all }),
+        Err(FilterError::LimitMustNotBeZero)
+    );
+    assert_eq!(
+        ledger.get_account_transfers(&AccountFilter::new(0, 1)),
+        Err(FilterError::AccountIdInvalid)
+    );
+    assert_eq!(
+        ledger.get_account_transfers(&AccountFilter {
+            timestamp_min: 5,
+            timestamp_max: 4,
+            ..all
+        }),
         Err(FilterError::TimestampRangeInverted { min: 5, max: 4 })
     );
 }
@@ -485,35 +1112,108 @@ fn account_transfers_filter_by_side_code_time_and_order() {
 #[test]
 fn balance_history_records_every_change_of_history_accounts() {
     let mut ledger = bank();
-    assert_eq!(apply_accounts(&mut ledger, &[account(7, EUR, AccountFlags::HISTORY)]), vec![]);
-    assert_eq!(apply(&mut ledger, &[transfer(10, 3, 7, 50), pending(11, 7, 3, 20, 0), post(12, 11, 5), transfer(13, 3, 7, 1)]), vec![]);
-    let history = ledger.get_account_balances(&AccountFilter::new(7, 100)).unwrap();
-    let rows: Vec<_> = history.iter().map(|b| (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted)).collect();
-    assert_eq!(rows, vec![(0, 0, 0, 50), (20, 0, 0, 50), (0, 5, 0, 50), (0, 5, 0, 51)]);
+    assert_eq!(
+        apply_accounts(&mut ledger, &[account(7, EUR, AccountFlags::HISTORY)]),
+        vec![]
+    );
+    assert_eq!(
+        apply(
+            &mut ledger,
+            &[
+                transfer(10, 3, 7, 50),
+                pending(11, 7, 3, 20, 0),
+                post(12, 11, 5),
+                transfer(13, 3, 7, 1)
+            ]
+        ),
+        vec![]
+    );
+    let history = ledger
+        .get_account_balances(&AccountFilter::new(7, 100))
+        .unwrap();
+    let rows: Vec<_> = history
+        .iter()
+        .map(|b| {
+            (
+                b.debits_pending,
+                b.debits_posted,
+                b.credits_pending,
+                b.credits_posted,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(0, 0, 0, 50), (20, 0, 0, 50), (0, 5, 0, 50), (0, 5, 0, 51)]
+    );
     assert_eq!(history[0].timestamp, ledger.transfer(10).unwrap().timestamp);
-    let debits_only = AccountFilter { direction: Direction::Debits, ..AccountFilter::new(7, 100) };
+    let debits_only = AccountFilter {
+        direction: Direction::Debits,
+        ..AccountFilter::new(7, 100)
+    };
     assert_eq!(ledger.get_account_balances(&debits_only).unwrap().len(), 2);
-    assert_eq!(ledger.get_account_balances(&AccountFilter::new(1, 10)), Err(FilterError::HistoryNotEnabled));
+    assert_eq!(
+        ledger.get_account_balances(&AccountFilter::new(1, 10)),
+        Err(FilterError::HistoryNotEnabled)
+    );
 }
 
 #[test]
 fn query_accounts_and_transfers_by_indexed_fields() {
     let mut ledger = bank();
-    let tagged = |id, user_data_64| Transfer { user_data_64, ..transfer(id, 3, 2, 1) };
-    assert_eq!(apply(&mut ledger, &[tagged(10, 5), tagged(11, 6), tagged(12, 5)]), vec![]);
-    let found: Vec<_> = ledger.query_transfers(&QueryFilter { user_data_64: 5, ..QueryFilter::new(10) }).unwrap().iter().map(|t| t.id).collect();
+    let tagged = |id, user_data_64| Transfer {
+        user_data_64,
+        ..transfer(id, 3, 2, 1)
+    };
+    assert_eq!(
+        apply(&mut ledger, &[tagged(10, 5), tagged(11, 6), tagged(12, 5)]),
+        vec![]
+    );
+    let found: Vec<_> = ledger
+        .query_transfers(&QueryFilter {
+            user_data_64: 5,
+            ..QueryFilter::new(10)
+        })
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(found, vec![10, 12]);
-    let found: Vec<_> = ledger.query_transfers(&QueryFilter { reversed: true, ..QueryFilter::new(2) }).unwrap().iter().map(|t| t.id).collect();
+    let found: Vec<_> = ledger
+        .query_transfers(&QueryFilter {
+            reversed: true,
+            ..QueryFilter::new(2)
+        })
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(found, vec![12, 11]);
-    let usd: Vec<_> = ledger.query_accounts(&QueryFilter { ledger: USD, ..QueryFilter::new(10) }).unwrap().iter().map(|a| a.id).collect();
+    let usd: Vec<_> = ledger
+        .query_accounts(&QueryFilter {
+            ledger: USD,
+            ..QueryFilter::new(10)
+        })
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect();
     assert_eq!(usd, vec![4]);
-    assert_eq!(ledger.query_accounts(&QueryFilter::new(0)), Err(FilterError::LimitMustNotBeZero));
+    assert_eq!(
+        ledger.query_accounts(&QueryFilter::new(0)),
+        Err(FilterError::LimitMustNotBeZero)
+    );
 }
 
 #[test]
 fn lookups_return_found_records_in_request_order() {
     let ledger = bank();
-    let ids: Vec<_> = ledger.lookup_accounts(&[5, 77, 1]).unwrap().iter().map(|a| a.id).collect();
+    let ids: Vec<_> = ledger
+        .lookup_accounts(&[5, 77, 1])
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect();
     assert_eq!(ids, vec![5, 1]);
     assert_eq!(ledger.lookup_transfers(&[900, 901]).unwrap().len(), 1);
 }
@@ -536,7 +1236,10 @@ fn digest_depends_on_every_part_of_the_state() {
 #[test]
 fn totals_are_conserved_per_ledger() {
     let mut ledger = bank();
-    apply(&mut ledger, &[pending(10, 1, 2, 5, 0), transfer(11, 1, 2, 7)]);
+    apply(
+        &mut ledger,
+        &[pending(10, 1, 2, 5, 0), transfer(11, 1, 2, 7)],
+    );
     let totals = ledger.totals_by_ledger();
     let eur = totals[&EUR];
     assert!(eur.is_conserved());

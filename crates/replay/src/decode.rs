@@ -18,15 +18,27 @@ fn error(path: &str, message: impl std::fmt::Display) -> DecodeError {
 
 /// Fails when `object` has a field outside `known`: a misspelt field must not silently
 /// become a zero.
-pub fn reject_unknown_fields(object: &Object, known: &[&str], path: &str) -> Result<(), DecodeError> {
+pub fn reject_unknown_fields(
+    object: &Object,
+    known: &[&str],
+    path: &str,
+) -> Result<(), DecodeError> {
     match object.keys().find(|key| !known.contains(&key.as_str())) {
         None => Ok(()),
-        Some(key) => Err(error(path, format!("unknown field \"{key}\" (known fields: {})", known.join(", ")))),
+        Some(key) => Err(error(
+            path,
+            format!(
+                "unknown field \"{key}\" (known fields: {})",
+                known.join(", ")
+            ),
+        )),
     }
 }
 
 pub fn as_object<'v>(value: &'v Value, path: &str) -> Result<&'v Object, DecodeError> {
-    value.as_object().ok_or_else(|| error(path, "expected a JSON object"))
+    value
+        .as_object()
+        .ok_or_else(|| error(path, "expected a JSON object"))
 }
 
 /// An unsigned integer field: a JSON number, or a decimal string (required for values
@@ -41,8 +53,12 @@ pub fn uint<T: TryFrom<u128>>(object: &Object, field: &str, path: &str) -> Resul
 pub fn uint_value<T: TryFrom<u128>>(value: &Value, path: &str) -> Result<T, DecodeError> {
     let bits = std::mem::size_of::<T>() * 8;
     let value = match value {
-        Value::String(text) => parse_decimal(text)
-            .ok_or_else(|| error(path, format!("\"{text}\" is not a decimal unsigned integer below 2^128")))?,
+        Value::String(text) => parse_decimal(text).ok_or_else(|| {
+            error(
+                path,
+                format!("\"{text}\" is not a decimal unsigned integer below 2^128"),
+            )
+        })?,
         Value::Number(number) => match number.as_u64() {
             Some(value) => u128::from(value),
             None if number.is_i64() => return Err(error(path, format!("{number} is negative"))),
@@ -50,13 +66,19 @@ pub fn uint_value<T: TryFrom<u128>>(value: &Value, path: &str) -> Result<T, Deco
                 return Err(error(path, format!("{number} is not a whole number")));
             }
             None => {
-                return Err(error(path, format!("{number} is too large for a JSON number; use a decimal string")));
+                return Err(error(
+                    path,
+                    format!("{number} is too large for a JSON number; use a decimal string"),
+                ));
             }
         },
         other => {
             return Err(error(
                 path,
-                format!("expected an unsigned integer (number or decimal string), found {}", kind(other)),
+                format!(
+                    "expected an unsigned integer (number or decimal string), found {}",
+                    kind(other)
+                ),
             ));
         }
     };
@@ -74,7 +96,10 @@ pub fn boolean(object: &Object, field: &str, path: &str) -> Result<Option<bool>,
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(value)) => Ok(Some(*value)),
-        Some(other) => Err(error(&format!("{path}.{field}"), format!("expected true or false, found {}", kind(other)))),
+        Some(other) => Err(error(
+            &format!("{path}.{field}"),
+            format!("expected true or false, found {}", kind(other)),
+        )),
     }
 }
 
@@ -91,10 +116,17 @@ fn flags_bits(
             let mut bits = 0;
             for (index, name) in names.iter().enumerate() {
                 let Some(name) = name.as_str() else {
-                    return Err(error(&format!("{path}[{index}]"), "expected a flag name (a string)"));
+                    return Err(error(
+                        &format!("{path}[{index}]"),
+                        "expected a flag name (a string)",
+                    ));
                 };
-                bits |= from_name(name)
-                    .ok_or_else(|| error(&format!("{path}[{index}]"), format!("unknown flag \"{name}\" (known: {known})")))?;
+                bits |= from_name(name).ok_or_else(|| {
+                    error(
+                        &format!("{path}[{index}]"),
+                        format!("unknown flag \"{name}\" (known: {known})"),
+                    )
+                })?;
             }
             Ok(bits)
         }
@@ -103,12 +135,18 @@ fn flags_bits(
             .as_u64()
             .and_then(|bits| u16::try_from(bits).ok())
             .ok_or_else(|| error(&path, format!("{number} is not a 16-bit flag set"))),
-        Some(other) => Err(error(&path, format!("expected an array of flag names, found {}", kind(other)))),
+        Some(other) => Err(error(
+            &path,
+            format!("expected an array of flag names, found {}", kind(other)),
+        )),
     }
 }
 
 fn flag_names<T: Copy>(all: &[(T, &str)]) -> String {
-    all.iter().map(|(_, name)| *name).collect::<Vec<_>>().join(", ")
+    all.iter()
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const ACCOUNT_FIELDS: &[&str] = &[
@@ -199,29 +237,51 @@ pub fn events<T>(
     decode: impl Fn(&Value, &str) -> Result<T, DecodeError>,
 ) -> Result<Vec<T>, DecodeError> {
     let Some(value) = object.get("events") else {
-        return Err(DecodeError("missing field \"events\" (an array of events)".into()));
+        return Err(DecodeError(
+            "missing field \"events\" (an array of events)".into(),
+        ));
     };
     let Some(items) = value.as_array() else {
-        return Err(error("events", format!("expected an array, found {}", kind(value))));
+        return Err(error(
+            "events",
+            format!("expected an array, found {}", kind(value)),
+        ));
     };
-    items.iter().enumerate().map(|(index, item)| decode(item, &format!("events[{index}]"))).collect()
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| decode(item, &format!("events[{index}]")))
+        .collect()
 }
 
 /// The `ids` array of a lookup operation.
 pub fn ids(object: &Object) -> Result<Vec<u128>, DecodeError> {
     let Some(value) = object.get("ids") else {
-        return Err(DecodeError("missing field \"ids\" (an array of decimal strings)".into()));
+        return Err(DecodeError(
+            "missing field \"ids\" (an array of decimal strings)".into(),
+        ));
     };
     let Some(items) = value.as_array() else {
-        return Err(error("ids", format!("expected an array, found {}", kind(value))));
+        return Err(error(
+            "ids",
+            format!("expected an array, found {}", kind(value)),
+        ));
     };
-    items.iter().enumerate().map(|(index, item)| uint_value(item, &format!("ids[{index}]"))).collect()
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| uint_value(item, &format!("ids[{index}]")))
+        .collect()
 }
+
+/// The most records a read returns: the ledger's batch bound.
+const LIMIT_MAX: u32 = 8_190;
+const _: () = assert!(LIMIT_MAX as usize == corebank_ledger::BATCH_EVENTS_MAX);
 
 /// Results are capped by the ledger at 8,190; an absent limit asks for the most.
 fn limit(object: &Object) -> Result<u32, DecodeError> {
     match object.get("limit") {
-        None | Some(Value::Null) => Ok(corebank_ledger::BATCH_EVENTS_MAX as u32),
+        None | Some(Value::Null) => Ok(LIMIT_MAX),
         Some(_) => uint(object, "limit", "filter"),
     }
 }
@@ -248,7 +308,9 @@ pub fn account_filter(object: &Object) -> Result<AccountFilter, DecodeError> {
     let credits = boolean(object, "credits", "filter")?;
     let direction = match (object.get("direction"), debits, credits) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(DecodeError("filter: give either \"direction\" or \"debits\"/\"credits\", not both".into()));
+            return Err(DecodeError(
+                "filter: give either \"direction\" or \"debits\"/\"credits\", not both".into(),
+            ));
         }
         (Some(Value::String(text)), None, None) => match text.as_str() {
             "debits" => Direction::Debits,
@@ -261,7 +323,10 @@ pub fn account_filter(object: &Object) -> Result<AccountFilter, DecodeError> {
             }
         },
         (Some(other), None, None) => {
-            return Err(DecodeError(format!("filter.direction: expected a string, found {}", kind(other))));
+            return Err(DecodeError(format!(
+                "filter.direction: expected a string, found {}",
+                kind(other)
+            )));
         }
         (None, None, None) => Direction::Both,
         (None, debits, credits) => match (debits.unwrap_or(false), credits.unwrap_or(false)) {
@@ -269,7 +334,9 @@ pub fn account_filter(object: &Object) -> Result<AccountFilter, DecodeError> {
             (true, false) => Direction::Debits,
             (false, true) => Direction::Credits,
             (false, false) => {
-                return Err(DecodeError("filter: at least one of \"debits\" and \"credits\" must be true".into()));
+                return Err(DecodeError(
+                    "filter: at least one of \"debits\" and \"credits\" must be true".into(),
+                ));
             }
         },
     };

@@ -46,7 +46,10 @@ impl Default for Replay {
 
 impl Replay {
     pub fn new() -> Self {
-        Self { ledger: Ledger::new(), now: 0 }
+        Self {
+            ledger: Ledger::new(),
+            now: 0,
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -65,50 +68,89 @@ impl Replay {
 
     fn handle(&mut self, line: &str) -> Result<Value, DecodeError> {
         if line.trim().is_empty() {
-            return Err(DecodeError("empty line (expected one JSON object per line)".into()));
+            return Err(DecodeError(
+                "empty line (expected one JSON object per line)".into(),
+            ));
         }
-        let value: Value = serde_json::from_str(line).map_err(|e| DecodeError(format!("not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| DecodeError(format!("not valid JSON: {e}")))?;
         let object = decode::as_object(&value, "line")?;
         let op = match object.get("op") {
             Some(Value::String(op)) => op.as_str(),
-            Some(other) => return Err(DecodeError(format!("op: expected a string, found {}", decode::kind(other)))),
-            None => return Err(DecodeError(format!("missing field \"op\" (one of: {})", OPERATIONS.join(", ")))),
+            Some(other) => {
+                return Err(DecodeError(format!(
+                    "op: expected a string, found {}",
+                    decode::kind(other)
+                )));
+            }
+            None => {
+                return Err(DecodeError(format!(
+                    "missing field \"op\" (one of: {})",
+                    OPERATIONS.join(", ")
+                )));
+            }
         };
         match op {
             "create_accounts" => {
                 decode::reject_unknown_fields(object, &["op", "events"], "line")?;
                 let events = decode::events(object, decode::account)?;
                 let timestamp = self.batch_timestamp(events.len())?;
-                let results = self.ledger.create_accounts(timestamp, &events).map_err(batch_error)?;
+                let results = self
+                    .ledger
+                    .create_accounts(timestamp, &events)
+                    .map_err(batch_error)?;
                 self.now = self.ledger.last_timestamp().max(self.now);
-                Ok(results_json(results.iter().map(|r| (r.index, r.result.as_str()))))
+                Ok(results_json(
+                    results.iter().map(|r| (r.index, r.result.as_str())),
+                ))
             }
             "create_transfers" => {
                 decode::reject_unknown_fields(object, &["op", "events"], "line")?;
                 let events = decode::events(object, decode::transfer)?;
                 let timestamp = self.batch_timestamp(events.len())?;
-                let results = self.ledger.create_transfers(timestamp, &events).map_err(batch_error)?;
+                let results = self
+                    .ledger
+                    .create_transfers(timestamp, &events)
+                    .map_err(batch_error)?;
                 self.now = self.ledger.last_timestamp().max(self.now);
-                Ok(results_json(results.iter().map(|r| (r.index, r.result.as_str()))))
+                Ok(results_json(
+                    results.iter().map(|r| (r.index, r.result.as_str())),
+                ))
             }
             "lookup_accounts" => {
                 decode::reject_unknown_fields(object, &["op", "ids"], "line")?;
-                let accounts = self.ledger.lookup_accounts(&decode::ids(object)?).map_err(batch_error)?;
+                let accounts = self
+                    .ledger
+                    .lookup_accounts(&decode::ids(object)?)
+                    .map_err(batch_error)?;
                 Ok(json!({ "accounts": accounts.iter().map(encode::account).collect::<Vec<_>>() }))
             }
             "lookup_transfers" => {
                 decode::reject_unknown_fields(object, &["op", "ids"], "line")?;
-                let transfers = self.ledger.lookup_transfers(&decode::ids(object)?).map_err(batch_error)?;
-                Ok(json!({ "transfers": transfers.iter().map(encode::transfer).collect::<Vec<_>>() }))
+                let transfers = self
+                    .ledger
+                    .lookup_transfers(&decode::ids(object)?)
+                    .map_err(batch_error)?;
+                Ok(
+                    json!({ "transfers": transfers.iter().map(encode::transfer).collect::<Vec<_>>() }),
+                )
             }
             "get_account_transfers" => {
                 let filter = decode::account_filter(object)?;
-                let transfers = self.ledger.get_account_transfers(&filter).map_err(filter_error)?;
-                Ok(json!({ "transfers": transfers.iter().map(encode::transfer).collect::<Vec<_>>() }))
+                let transfers = self
+                    .ledger
+                    .get_account_transfers(&filter)
+                    .map_err(filter_error)?;
+                Ok(
+                    json!({ "transfers": transfers.iter().map(encode::transfer).collect::<Vec<_>>() }),
+                )
             }
             "get_account_balances" => {
                 let filter = decode::account_filter(object)?;
-                let balances = self.ledger.get_account_balances(&filter).map_err(filter_error)?;
+                let balances = self
+                    .ledger
+                    .get_account_balances(&filter)
+                    .map_err(filter_error)?;
                 Ok(json!({ "balances": balances.iter().map(encode::balance).collect::<Vec<_>>() }))
             }
             "query_accounts" => {
@@ -119,28 +161,42 @@ impl Replay {
             "query_transfers" => {
                 let filter = decode::query_filter(object)?;
                 let transfers = self.ledger.query_transfers(&filter).map_err(filter_error)?;
-                Ok(json!({ "transfers": transfers.iter().map(encode::transfer).collect::<Vec<_>>() }))
+                Ok(
+                    json!({ "transfers": transfers.iter().map(encode::transfer).collect::<Vec<_>>() }),
+                )
             }
             "advance_time" => {
                 decode::reject_unknown_fields(object, &["op", "seconds"], "line")?;
                 if object.get("seconds").is_none() {
-                    return Err(DecodeError("missing field \"seconds\" (a whole number of seconds)".into()));
+                    return Err(DecodeError(
+                        "missing field \"seconds\" (a whole number of seconds)".into(),
+                    ));
                 }
                 let seconds: u64 = decode::uint(object, "seconds", "line")?;
                 Ok(json!({ "expired": self.advance_time(seconds)? }))
             }
             "digest" => {
                 decode::reject_unknown_fields(object, &["op"], "line")?;
-                let digest: String = self.ledger.digest().iter().map(|b| format!("{b:02x}")).collect();
+                let digest: String = self
+                    .ledger
+                    .digest()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 Ok(json!({ "digest": digest }))
             }
-            other => Err(DecodeError(format!("unknown op \"{other}\" (one of: {})", OPERATIONS.join(", ")))),
+            other => Err(DecodeError(format!(
+                "unknown op \"{other}\" (one of: {})",
+                OPERATIONS.join(", ")
+            ))),
         }
     }
 
     fn batch_timestamp(&self, events: usize) -> Result<u64, DecodeError> {
         if events > BATCH_EVENTS_MAX {
-            return Err(DecodeError(format!("events: a batch holds at most {BATCH_EVENTS_MAX} events, this one has {events}")));
+            return Err(DecodeError(format!(
+                "events: a batch holds at most {BATCH_EVENTS_MAX} events, this one has {events}"
+            )));
         }
         Ok(self.now + 1)
     }
@@ -152,14 +208,21 @@ impl Replay {
             .checked_mul(NS_PER_S)
             .and_then(|ns| self.now.checked_add(ns))
             .filter(|target| *target <= TIMESTAMP_MAX - BATCH_EVENTS_MAX as u64)
-            .ok_or_else(|| DecodeError(format!("seconds: {seconds} s would move the clock beyond its range")))?;
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "seconds: {seconds} s would move the clock beyond its range"
+                ))
+            })?;
         if target == self.now {
             return Ok(0);
         }
         let mut expired_total = 0;
         let mut timestamp = target;
         loop {
-            let expired = self.ledger.expire_pending_transfers(timestamp, BATCH_EVENTS_MAX).map_err(batch_error)?;
+            let expired = self
+                .ledger
+                .expire_pending_transfers(timestamp, BATCH_EVENTS_MAX)
+                .map_err(batch_error)?;
             expired_total += expired;
             if expired < BATCH_EVENTS_MAX {
                 break;
@@ -172,7 +235,9 @@ impl Replay {
 }
 
 fn results_json<'a>(failures: impl Iterator<Item = (u32, &'a str)>) -> Value {
-    let results: Vec<Value> = failures.map(|(index, result)| json!({ "index": index, "result": result })).collect();
+    let results: Vec<Value> = failures
+        .map(|(index, result)| json!({ "index": index, "result": result }))
+        .collect();
     json!({ "results": results })
 }
 

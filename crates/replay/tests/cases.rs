@@ -13,10 +13,17 @@ fn every_case_file_replays_to_its_expected_output() {
     let mut cases: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "jsonl") && !path.to_string_lossy().ends_with(".expected.jsonl"))
+        .filter(|path| {
+            path.extension().is_some_and(|e| e == "jsonl")
+                && !path.to_string_lossy().ends_with(".expected.jsonl")
+        })
         .collect();
     cases.sort();
-    assert!(cases.len() >= 3, "case files are missing from {}", dir.display());
+    assert!(
+        cases.len() >= 3,
+        "case files are missing from {}",
+        dir.display()
+    );
     let bless = std::env::var_os("BLESS").is_some();
     for case in cases {
         let input = std::fs::read_to_string(&case).unwrap();
@@ -28,13 +35,26 @@ fn every_case_file_replays_to_its_expected_output() {
             std::fs::write(&expected_path, output.join("\n") + "\n").unwrap();
             continue;
         }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|_| panic!("{} is missing (run with BLESS=1 and review it)", expected_path.display()));
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+            panic!(
+                "{} is missing (run with BLESS=1 and review it)",
+                expected_path.display()
+            )
+        });
         let expected: Vec<&str> = expected.lines().collect();
-        assert_eq!(output.len(), input.lines().count(), "one output line per input line");
+        assert_eq!(
+            output.len(),
+            input.lines().count(),
+            "one output line per input line"
+        );
         for (number, (got, want)) in output.iter().zip(&expected).enumerate() {
             assert_eq!(got, want, "{}: line {} differs", case.display(), number + 1);
         }
-        assert_eq!(output.len(), expected.len(), "{}: line count differs", case.display());
+        assert_eq!(
+            output.len(),
+            expected.len(),
+            "{}: line count differs",
+            case.display()
+        );
     }
 }

@@ -123,7 +123,12 @@ pub enum InternalAccount {
 }
 
 impl InternalAccount {
-    pub const ALL: [Self; 4] = [Self::Cash, Self::FeeIncome, Self::CardSettlement, Self::BillPayables];
+    pub const ALL: [Self; 4] = [
+        Self::Cash,
+        Self::FeeIncome,
+        Self::CardSettlement,
+        Self::BillPayables,
+    ];
 
     /// The most currencies a branch can keep internal accounts for.
     pub const CURRENCIES_MAX: usize = 100;
@@ -169,11 +174,31 @@ pub struct Currency {
 }
 
 impl Currency {
-    pub const EUR: Self = Self { ledger: 978, alpha: "EUR", exponent: 2 };
-    pub const USD: Self = Self { ledger: 840, alpha: "USD", exponent: 2 };
-    pub const GBP: Self = Self { ledger: 826, alpha: "GBP", exponent: 2 };
-    pub const CHF: Self = Self { ledger: 756, alpha: "CHF", exponent: 2 };
-    pub const JPY: Self = Self { ledger: 392, alpha: "JPY", exponent: 0 };
+    pub const EUR: Self = Self {
+        ledger: 978,
+        alpha: "EUR",
+        exponent: 2,
+    };
+    pub const USD: Self = Self {
+        ledger: 840,
+        alpha: "USD",
+        exponent: 2,
+    };
+    pub const GBP: Self = Self {
+        ledger: 826,
+        alpha: "GBP",
+        exponent: 2,
+    };
+    pub const CHF: Self = Self {
+        ledger: 756,
+        alpha: "CHF",
+        exponent: 2,
+    };
+    pub const JPY: Self = Self {
+        ledger: 392,
+        alpha: "JPY",
+        exponent: 0,
+    };
 
     /// The currencies this crate knows by name.
     pub const KNOWN: [Self; 5] = [Self::EUR, Self::USD, Self::GBP, Self::CHF, Self::JPY];
@@ -185,7 +210,9 @@ impl Currency {
 
     /// A known currency by alphabetic code (case-insensitive).
     pub fn from_alpha(alpha: &str) -> Option<Self> {
-        Self::KNOWN.into_iter().find(|c| c.alpha.eq_ignore_ascii_case(alpha))
+        Self::KNOWN
+            .into_iter()
+            .find(|c| c.alpha.eq_ignore_ascii_case(alpha))
     }
 
     /// Minor units in one major unit (`10^exponent`), or `None` past `u128`.
@@ -240,7 +267,10 @@ mod tests {
         assert_eq!(account_id(1, SERIAL_MAX + 1), None);
         assert_eq!(split_account_id(0), None);
         assert_eq!(split_account_id(100_000_000_000_000), None);
-        assert_eq!(account_id(9_999, SERIAL_MAX).and_then(split_account_id), Some((9_999, SERIAL_MAX)));
+        assert_eq!(
+            account_id(9_999, SERIAL_MAX).and_then(split_account_id),
+            Some((9_999, SERIAL_MAX))
+        );
     }
 
     #[test]

@@ -81,7 +81,12 @@ pub struct HoldFates {
 
 impl Default for HoldFates {
     fn default() -> Self {
-        Self { capture_full: 60, capture_partial: 15, release: 15, expire: 10 }
+        Self {
+            capture_full: 60,
+            capture_partial: 15,
+            release: 15,
+            expire: 10,
+        }
     }
 }
 
@@ -325,14 +330,24 @@ struct Effect {
 enum HoldEffect {
     None,
     /// A hold queued for resolution under this key.
-    Placed { key: (u64, u128) },
+    Placed {
+        key: (u64, u128),
+    },
     /// A capture or release of a hold of `amount` on `slot`.
-    Resolves { slot: u32, amount: u128 },
+    Resolves {
+        slot: u32,
+        amount: u128,
+    },
 }
 
 impl Effect {
     const fn none(kind: EventKind) -> Self {
-        Self { kind, take: None, give: None, hold: HoldEffect::None }
+        Self {
+            kind,
+            take: None,
+            give: None,
+            hold: HoldEffect::None,
+        }
     }
 }
 
@@ -370,7 +385,11 @@ impl Workload {
     pub fn new(config: WorkloadConfig) -> Result<Self, ConfigError> {
         validate(&config)?;
         let currency_count = config.currencies.len();
-        let units = config.currencies.iter().map(|c| c.unit().unwrap_or(1)).collect();
+        let units = config
+            .currencies
+            .iter()
+            .map(|c| c.unit().unwrap_or(1))
+            .collect();
         let mut rng = Rng::with_stream(config.seed, 0xBA4C);
         let mut customers = Vec::new();
         let mut slots = Vec::new();
@@ -380,15 +399,33 @@ impl Workload {
             let branch = config.first_branch + b;
             let home = u32::from(b) % currency_count_u32;
             for c in 0..config.customers_per_branch {
-                let currency = if rng.chance(800) { home } else { u32::try_from(rng.below(u64::from(currency_count_u32))).unwrap_or(0) };
+                let currency = if rng.chance(800) {
+                    home
+                } else {
+                    u32::try_from(rng.below(u64::from(currency_count_u32))).unwrap_or(0)
+                };
                 let serial = FIRST_CUSTOMER_SERIAL + 2 * u64::from(c);
-                let index = u32::try_from(customers.len()).map_err(|_| ConfigError::TooManyCustomers { max: u64::from(u32::MAX / 2) })?;
+                let index =
+                    u32::try_from(customers.len()).map_err(|_| ConfigError::TooManyCustomers {
+                        max: u64::from(u32::MAX / 2),
+                    })?;
                 let current = push_slot(&mut slots, branch, serial)?;
-                let savings = if rng.chance(config.savings_per_mille) { Some(push_slot(&mut slots, branch, serial + 1)?) } else { None };
+                let savings = if rng.chance(config.savings_per_mille) {
+                    Some(push_slot(&mut slots, branch, serial + 1)?)
+                } else {
+                    None
+                };
                 let unit = config.currencies[currency as usize].unit().unwrap_or(1);
                 let salary = u128::from(rng.between(1_500, 6_000)) * unit;
                 let history = rng.chance(config.history_per_mille);
-                customers.push(Customer { branch, currency, current, savings, salary, history });
+                customers.push(Customer {
+                    branch,
+                    currency,
+                    current,
+                    savings,
+                    salary,
+                    history,
+                });
                 by_currency[currency as usize].push(index);
             }
         }
@@ -427,7 +464,9 @@ impl Workload {
 
     /// How many accounts [`Workload::accounts`] creates (internal and customer).
     pub fn account_count(&self) -> usize {
-        usize::from(self.config.branches) * self.config.currencies.len() * InternalAccount::ALL.len()
+        usize::from(self.config.branches)
+            * self.config.currencies.len()
+            * InternalAccount::ALL.len()
             + self.slots.len()
     }
 
@@ -470,7 +509,10 @@ impl Workload {
                 };
                 accounts.push(account(number, account_code::CURRENT));
                 if let Some(savings) = customer.savings {
-                    accounts.push(account(self.slots[savings as usize].id, account_code::SAVINGS));
+                    accounts.push(account(
+                        self.slots[savings as usize].id,
+                        account_code::SAVINGS,
+                    ));
                 }
             }
         }
@@ -479,7 +521,10 @@ impl Workload {
 
     /// The account-creation events, in batches of at most [`BATCH_EVENTS_MAX`].
     pub fn setup_batches(&self) -> Vec<Vec<Account>> {
-        self.accounts().chunks(BATCH_EVENTS_MAX).map(<[Account]>::to_vec).collect()
+        self.accounts()
+            .chunks(BATCH_EVENTS_MAX)
+            .map(<[Account]>::to_vec)
+            .collect()
     }
 
     /// The next batch of at most `max_events` transfers (capped at
@@ -497,7 +542,9 @@ impl Workload {
         }
         self.batches += 1;
         while batch.len() < max {
-            let Some(entry) = self.holds.first_entry() else { break };
+            let Some(entry) = self.holds.first_entry() else {
+                break;
+            };
             if entry.key().0 > self.batches {
                 break;
             }
@@ -524,7 +571,10 @@ impl Workload {
     /// that were never placed, and counts failures per kind.
     pub fn observe(&mut self, results: &[CreateTransfersResult]) {
         for result in results {
-            let Some(effect) = usize::try_from(result.index).ok().and_then(|i| self.effects.get(i)).copied()
+            let Some(effect) = usize::try_from(result.index)
+                .ok()
+                .and_then(|i| self.effects.get(i))
+                .copied()
             else {
                 continue;
             };
@@ -553,7 +603,9 @@ impl Workload {
 
     /// Events sent and failed per kind, in [`EventKind::ALL`] order.
     pub fn kind_stats(&self) -> impl Iterator<Item = (EventKind, KindStats)> + '_ {
-        EventKind::ALL.iter().map(|kind| (*kind, self.kinds[kind.index()]))
+        EventKind::ALL
+            .iter()
+            .map(|kind| (*kind, self.kinds[kind.index()]))
     }
 
     /// Events sent and failed of one kind.
@@ -600,7 +652,11 @@ impl Workload {
         if customer.branch != branch || offset / 2 >= u64::from(self.config.customers_per_branch) {
             return None;
         }
-        let slot = if offset % 2 == 0 { Some(customer.current) } else { customer.savings };
+        let slot = if offset % 2 == 0 {
+            Some(customer.current)
+        } else {
+            customer.savings
+        };
         slot.map(|s| s as usize)
     }
 
@@ -627,7 +683,14 @@ impl Workload {
     }
 
     /// A new transfer between two accounts.
-    fn transfer(&mut self, debit: u128, credit: u128, amount: u128, currency: u32, code: u16) -> Transfer {
+    fn transfer(
+        &mut self,
+        debit: u128,
+        credit: u128,
+        amount: u128,
+        currency: u32,
+        code: u16,
+    ) -> Transfer {
         Transfer {
             id: self.take_id(),
             debit_account_id: debit,
@@ -641,7 +704,8 @@ impl Workload {
 
     fn internal(&self, kind: InternalAccount, customer: &Customer) -> u128 {
         // Validated in `new`: every branch code and currency index fits.
-        kind.id(customer.branch, customer.currency as usize).unwrap_or(u128::MAX)
+        kind.id(customer.branch, customer.currency as usize)
+            .unwrap_or(u128::MAX)
     }
 
     fn unit(&self, customer: &Customer) -> u128 {
@@ -652,8 +716,17 @@ impl Workload {
     /// slot has (keeping `reserve` back), `None` when it has less than `lo + reserve`;
     /// sometimes (an overdraw) more than the slot can possibly hold. The flag tells
     /// which.
-    fn spend(&mut self, slot: u32, unit: u128, lo: u128, hi: u128, reserve: u128) -> Option<(u128, bool)> {
-        let Slot { available, hidden, .. } = self.slots[slot as usize];
+    fn spend(
+        &mut self,
+        slot: u32,
+        unit: u128,
+        lo: u128,
+        hi: u128,
+        reserve: u128,
+    ) -> Option<(u128, bool)> {
+        let Slot {
+            available, hidden, ..
+        } = self.slots[slot as usize];
         if self.rng.chance(self.config.overdraw_per_mille) {
             self.overdraws += 1;
             let extra = self.rng.amount_between(1, 100 * unit);
@@ -667,7 +740,10 @@ impl Workload {
     }
 
     fn push_action(&mut self, batch: &mut Vec<Transfer>, room: usize) {
-        let action = self.rng.weighted(&self.mix).map_or(Action::Deposit, |i| Action::ALL[i]);
+        let action = self
+            .rng
+            .weighted(&self.mix)
+            .map_or(Action::Deposit, |i| Action::ALL[i]);
         let index = self.rng.index(self.customers.len());
         let customer = self.customers[index];
         let done = match action {
@@ -697,12 +773,29 @@ impl Workload {
         let (amount, code, kind) = if salary {
             (customer.salary, transfer_code::SALARY, EventKind::Salary)
         } else {
-            (self.rng.amount_between(20 * unit, 2_000 * unit), transfer_code::DEPOSIT, EventKind::Deposit)
+            (
+                self.rng.amount_between(20 * unit, 2_000 * unit),
+                transfer_code::DEPOSIT,
+                EventKind::Deposit,
+            )
         };
         let cash = self.internal(InternalAccount::Cash, customer);
         let slot = customer.current;
-        let event = self.transfer(cash, self.slots[slot as usize].id, amount, customer.currency, code);
-        self.push(batch, event, Effect { give: Some((slot, amount)), ..Effect::none(kind) });
+        let event = self.transfer(
+            cash,
+            self.slots[slot as usize].id,
+            amount,
+            customer.currency,
+            code,
+        );
+        self.push(
+            batch,
+            event,
+            Effect {
+                give: Some((slot, amount)),
+                ..Effect::none(kind)
+            },
+        );
     }
 
     /// Pushes a spend from `slot` to `credit`; an overdraw carries no effect (it is
@@ -725,7 +818,11 @@ impl Workload {
         let effect = if overdraw {
             Effect::none(kind)
         } else {
-            Effect { take: Some((slot, amount)), give: credit_slot.map(|s| (s, amount)), ..Effect::none(kind) }
+            Effect {
+                take: Some((slot, amount)),
+                give: credit_slot.map(|s| (s, amount)),
+                ..Effect::none(kind)
+            }
         };
         self.push(batch, event, effect);
     }
@@ -733,15 +830,33 @@ impl Workload {
     fn withdrawal(&mut self, batch: &mut Vec<Transfer>, customer: &Customer) -> bool {
         let unit = self.unit(customer);
         let step = 10 * unit;
-        let Some((amount, overdraw)) = self.spend(customer.current, unit, 2 * step, 40 * step, 0) else {
+        let Some((amount, overdraw)) = self.spend(customer.current, unit, 2 * step, 40 * step, 0)
+        else {
             return false;
         };
         // Cash comes in notes: round down to whole tens (up, for an overdraw).
-        let amount = if overdraw { amount.div_ceil(step).saturating_mul(step) } else { amount / step * step };
+        let amount = if overdraw {
+            amount.div_ceil(step).saturating_mul(step)
+        } else {
+            amount / step * step
+        };
         let cash = self.internal(InternalAccount::Cash, customer);
-        let event =
-            self.transfer(self.slots[customer.current as usize].id, cash, amount, customer.currency, transfer_code::WITHDRAWAL);
-        self.push_spend(batch, event, EventKind::Withdrawal, customer.current, None, overdraw, false);
+        let event = self.transfer(
+            self.slots[customer.current as usize].id,
+            cash,
+            amount,
+            customer.currency,
+            transfer_code::WITHDRAWAL,
+        );
+        self.push_spend(
+            batch,
+            event,
+            EventKind::Withdrawal,
+            customer.current,
+            None,
+            overdraw,
+            false,
+        );
         true
     }
 
@@ -761,24 +876,51 @@ impl Workload {
         }
         let Some(payee) = payee else { return false };
         let unit = self.unit(payer);
-        let fee = if with_fee { (unit / 4 * u128::from(self.rng.between(2, 8))).max(1) } else { 0 };
+        let fee = if with_fee {
+            (unit / 4 * u128::from(self.rng.between(2, 8))).max(1)
+        } else {
+            0
+        };
         let Some((amount, overdraw)) = self.spend(payer_slot, unit, unit, 500 * unit, fee) else {
             return false;
         };
         let payer_id = self.slots[payer_slot as usize].id;
-        let event = self.transfer(payer_id, self.slots[payee.current as usize].id, amount, payer.currency, transfer_code::PAYMENT);
-        self.push_spend(batch, event, EventKind::Payment, payer_slot, Some(payee.current), overdraw, with_fee);
+        let event = self.transfer(
+            payer_id,
+            self.slots[payee.current as usize].id,
+            amount,
+            payer.currency,
+            transfer_code::PAYMENT,
+        );
+        self.push_spend(
+            batch,
+            event,
+            EventKind::Payment,
+            payer_slot,
+            Some(payee.current),
+            overdraw,
+            with_fee,
+        );
         if with_fee {
             let income = self.internal(InternalAccount::FeeIncome, payer);
             let event = self.transfer(payer_id, income, fee, payer.currency, transfer_code::FEE);
-            self.push_spend(batch, event, EventKind::Fee, payer_slot, None, overdraw, false);
+            self.push_spend(
+                batch,
+                event,
+                EventKind::Fee,
+                payer_slot,
+                None,
+                overdraw,
+                false,
+            );
         }
         true
     }
 
     fn bill_payment(&mut self, batch: &mut Vec<Transfer>, customer: &Customer) -> bool {
         let unit = self.unit(customer);
-        let Some((amount, overdraw)) = self.spend(customer.current, unit, 30 * unit, 300 * unit, 0) else {
+        let Some((amount, overdraw)) = self.spend(customer.current, unit, 30 * unit, 300 * unit, 0)
+        else {
             return false;
         };
         let biller = self.internal(InternalAccount::BillPayables, customer);
@@ -789,7 +931,15 @@ impl Workload {
             customer.currency,
             transfer_code::BILL_PAYMENT,
         );
-        self.push_spend(batch, event, EventKind::BillPayment, customer.current, None, overdraw, false);
+        self.push_spend(
+            batch,
+            event,
+            EventKind::BillPayment,
+            customer.current,
+            None,
+            overdraw,
+            false,
+        );
         true
     }
 
@@ -801,11 +951,20 @@ impl Workload {
         };
         let settlement = self.internal(InternalAccount::CardSettlement, customer);
         let debit = self.slots[slot as usize].id;
-        let mut event = self.transfer(debit, settlement, amount, customer.currency, transfer_code::CARD_HOLD);
+        let mut event = self.transfer(
+            debit,
+            settlement,
+            amount,
+            customer.currency,
+            transfer_code::CARD_HOLD,
+        );
         event.flags = TransferFlags::PENDING;
         let timeouts = &self.config.hold_timeout_secs;
-        event.timeout = u32::try_from(self.rng.between(u64::from(*timeouts.start()), u64::from(*timeouts.end())))
-            .unwrap_or(*timeouts.end());
+        event.timeout = u32::try_from(
+            self.rng
+                .between(u64::from(*timeouts.start()), u64::from(*timeouts.end())),
+        )
+        .unwrap_or(*timeouts.end());
         if overdraw {
             // A declined authorisation: nothing to capture later.
             self.push(batch, event, Effect::none(EventKind::CardHold));
@@ -820,9 +979,21 @@ impl Workload {
         let hold = match resolution {
             Some(resolution) => {
                 let delays = &self.config.hold_resolve_after_batches;
-                let due = self.batches + self.rng.between(u64::from(*delays.start()), u64::from(*delays.end()));
+                let due = self.batches
+                    + self
+                        .rng
+                        .between(u64::from(*delays.start()), u64::from(*delays.end()));
                 let key = (due, event.id);
-                self.holds.insert(key, Hold { slot, debit, credit: settlement, amount, resolution });
+                self.holds.insert(
+                    key,
+                    Hold {
+                        slot,
+                        debit,
+                        credit: settlement,
+                        amount,
+                        resolution,
+                    },
+                );
                 HoldEffect::Placed { key }
             }
             None => {
@@ -832,19 +1003,43 @@ impl Workload {
                 HoldEffect::None
             }
         };
-        self.push(batch, event, Effect { take: Some((slot, amount)), give: None, hold, kind: EventKind::CardHold });
+        self.push(
+            batch,
+            event,
+            Effect {
+                take: Some((slot, amount)),
+                give: None,
+                hold,
+                kind: EventKind::CardHold,
+            },
+        );
         true
     }
 
     fn push_resolution(&mut self, batch: &mut Vec<Transfer>, pending_id: u128, hold: Hold) {
         let (flags, amount, kind) = match hold.resolution {
-            Resolution::CaptureFull => (TransferFlags::POST_PENDING_TRANSFER, hold.amount, EventKind::HoldCapture),
+            Resolution::CaptureFull => (
+                TransferFlags::POST_PENDING_TRANSFER,
+                hold.amount,
+                EventKind::HoldCapture,
+            ),
             Resolution::CapturePartial => {
-                let amount = self.rng.amount_between((hold.amount / 2).max(1), hold.amount.saturating_sub(1).max(1));
-                (TransferFlags::POST_PENDING_TRANSFER, amount, EventKind::HoldPartialCapture)
+                let amount = self.rng.amount_between(
+                    (hold.amount / 2).max(1),
+                    hold.amount.saturating_sub(1).max(1),
+                );
+                (
+                    TransferFlags::POST_PENDING_TRANSFER,
+                    amount,
+                    EventKind::HoldPartialCapture,
+                )
             }
             // 0 releases the full held amount.
-            Resolution::Release => (TransferFlags::VOID_PENDING_TRANSFER, 0, EventKind::HoldRelease),
+            Resolution::Release => (
+                TransferFlags::VOID_PENDING_TRANSFER,
+                0,
+                EventKind::HoldRelease,
+            ),
         };
         let released = match hold.resolution {
             Resolution::Release => hold.amount,
@@ -864,7 +1059,10 @@ impl Workload {
             kind,
             take: None,
             give: (released > 0).then_some((hold.slot, released)),
-            hold: HoldEffect::Resolves { slot: hold.slot, amount: hold.amount },
+            hold: HoldEffect::Resolves {
+                slot: hold.slot,
+                amount: hold.amount,
+            },
         };
         self.push(batch, event, effect);
     }
@@ -874,9 +1072,14 @@ impl Workload {
             return self.payment(batch, customer, false);
         };
         let unit = self.unit(customer);
-        let (from, to) = if self.rng.chance(700) { (customer.current, savings) } else { (savings, customer.current) };
+        let (from, to) = if self.rng.chance(700) {
+            (customer.current, savings)
+        } else {
+            (savings, customer.current)
+        };
         let available = self.slots[from as usize].available;
-        let Some((amount, overdraw)) = self.spend(from, unit, unit, (available / 2).max(unit), 0) else {
+        let Some((amount, overdraw)) = self.spend(from, unit, unit, (available / 2).max(unit), 0)
+        else {
             return false;
         };
         let event = self.transfer(
@@ -886,14 +1089,23 @@ impl Workload {
             customer.currency,
             transfer_code::OWN_ACCOUNTS,
         );
-        self.push_spend(batch, event, EventKind::OwnAccounts, from, Some(to), overdraw, false);
+        self.push_spend(
+            batch,
+            event,
+            EventKind::OwnAccounts,
+            from,
+            Some(to),
+            overdraw,
+            false,
+        );
         true
     }
 
     /// Keeps the batch's standalone first-time events to resend later.
     fn remember(&mut self, batch: &[Transfer]) {
         for (event, effect) in batch.iter().zip(&self.effects) {
-            let standalone = !event.flags.contains(TransferFlags::LINKED) && effect.kind != EventKind::Fee;
+            let standalone =
+                !event.flags.contains(TransferFlags::LINKED) && effect.kind != EventKind::Fee;
             if standalone && effect.kind != EventKind::Resubmission {
                 if self.recent.len() == RECENT_MAX {
                     self.recent.pop_front();
@@ -905,10 +1117,16 @@ impl Workload {
 }
 
 fn push_slot(slots: &mut Vec<Slot>, branch: u16, serial: u64) -> Result<u32, ConfigError> {
-    let too_many = || ConfigError::TooManyCustomers { max: u64::from(u32::MAX / 2) };
+    let too_many = || ConfigError::TooManyCustomers {
+        max: u64::from(u32::MAX / 2),
+    };
     let index = u32::try_from(slots.len()).map_err(|_| too_many())?;
     let id = account_id(branch, serial).ok_or_else(too_many)?;
-    slots.push(Slot { id, available: 0, hidden: 0 });
+    slots.push(Slot {
+        id,
+        available: 0,
+        hidden: 0,
+    });
     Ok(index)
 }
 
@@ -918,7 +1136,10 @@ fn validate(config: &WorkloadConfig) -> Result<(), ConfigError> {
     }
     let last = u32::from(config.first_branch) + u32::from(config.branches) - 1;
     if last > u32::from(BRANCH_CODE_MAX) {
-        return Err(ConfigError::BranchCodesOutOfRange { first: config.first_branch, count: config.branches });
+        return Err(ConfigError::BranchCodesOutOfRange {
+            first: config.first_branch,
+            count: config.branches,
+        });
     }
     if config.customers_per_branch == 0 {
         return Err(ConfigError::NoCustomers);
@@ -926,7 +1147,9 @@ fn validate(config: &WorkloadConfig) -> Result<(), ConfigError> {
     let max_customers = (SERIAL_MAX - FIRST_CUSTOMER_SERIAL) / 2;
     let total = u64::from(config.customers_per_branch) * u64::from(config.branches);
     if u64::from(config.customers_per_branch) > max_customers || total > u64::from(u32::MAX / 2) {
-        return Err(ConfigError::TooManyCustomers { max: max_customers.min(u64::from(u32::MAX / 2)) });
+        return Err(ConfigError::TooManyCustomers {
+            max: max_customers.min(u64::from(u32::MAX / 2)),
+        });
     }
     if config.currencies.is_empty() {
         return Err(ConfigError::NoCurrencies);
@@ -935,7 +1158,11 @@ fn validate(config: &WorkloadConfig) -> Result<(), ConfigError> {
         return Err(ConfigError::TooManyCurrencies);
     }
     for (i, currency) in config.currencies.iter().enumerate() {
-        if currency.ledger == 0 || config.currencies[..i].iter().any(|c| c.ledger == currency.ledger) {
+        if currency.ledger == 0
+            || config.currencies[..i]
+                .iter()
+                .any(|c| c.ledger == currency.ledger)
+        {
             return Err(ConfigError::BadCurrency(currency.ledger));
         }
         if currency.exponent > 18 {
@@ -946,12 +1173,23 @@ fn validate(config: &WorkloadConfig) -> Result<(), ConfigError> {
         return Err(ConfigError::NoWeight("mix"));
     }
     let fates = &config.hold_fates;
-    if [fates.capture_full, fates.capture_partial, fates.release, fates.expire].iter().all(|w| *w == 0) {
+    if [
+        fates.capture_full,
+        fates.capture_partial,
+        fates.release,
+        fates.expire,
+    ]
+    .iter()
+    .all(|w| *w == 0)
+    {
         return Err(ConfigError::NoWeight("hold_fates"));
     }
     for (name, range) in [
         ("hold_timeout_secs", &config.hold_timeout_secs),
-        ("hold_resolve_after_batches", &config.hold_resolve_after_batches),
+        (
+            "hold_resolve_after_batches",
+            &config.hold_resolve_after_batches,
+        ),
     ] {
         if range.is_empty() || *range.start() == 0 {
             return Err(ConfigError::BadRange(name));
@@ -980,10 +1218,19 @@ mod tests {
     use std::collections::HashMap;
 
     fn small(seed: u64) -> WorkloadConfig {
-        WorkloadConfig { seed, branches: 2, customers_per_branch: 40, ..WorkloadConfig::default() }
+        WorkloadConfig {
+            seed,
+            branches: 2,
+            customers_per_branch: 40,
+            ..WorkloadConfig::default()
+        }
     }
 
-    fn batches(config: WorkloadConfig, count: usize, size: usize) -> (Workload, Vec<Vec<Transfer>>) {
+    fn batches(
+        config: WorkloadConfig,
+        count: usize,
+        size: usize,
+    ) -> (Workload, Vec<Vec<Transfer>>) {
         let mut workload = Workload::new(config).unwrap();
         let batches = (0..count).map(|_| workload.next_batch(size)).collect();
         (workload, batches)
@@ -1041,10 +1288,16 @@ mod tests {
     #[test]
     fn amounts_and_fields_are_well_formed() {
         let (workload, batches) = batches(small(5), 200, 250);
-        let ledgers: Vec<u32> = workload.config().currencies.iter().map(|c| c.ledger).collect();
+        let ledgers: Vec<u32> = workload
+            .config()
+            .currencies
+            .iter()
+            .map(|c| c.ledger)
+            .collect();
         for event in batches.iter().flatten() {
-            let resolves =
-                event.flags.intersects(TransferFlags::POST_PENDING_TRANSFER | TransferFlags::VOID_PENDING_TRANSFER);
+            let resolves = event.flags.intersects(
+                TransferFlags::POST_PENDING_TRANSFER | TransferFlags::VOID_PENDING_TRANSFER,
+            );
             if resolves {
                 assert_ne!(event.pending_id, 0);
                 assert_eq!(event.timeout, 0);
@@ -1058,7 +1311,10 @@ mod tests {
                 assert!(ledgers.contains(&event.ledger));
                 assert_ne!(event.code, 0);
                 assert_ne!(event.debit_account_id, event.credit_account_id);
-                assert_eq!(event.timeout != 0, event.flags.contains(TransferFlags::PENDING));
+                assert_eq!(
+                    event.timeout != 0,
+                    event.flags.contains(TransferFlags::PENDING)
+                );
             }
             assert_eq!(event.timestamp, 0);
             assert!(!event.flags.has_reserved_bits());
@@ -1068,14 +1324,22 @@ mod tests {
     #[test]
     fn linked_chains_close_within_their_batch() {
         let config = WorkloadConfig {
-            mix: Mix { payment_with_fee: 1_000, ..Mix::default() },
+            mix: Mix {
+                payment_with_fee: 1_000,
+                ..Mix::default()
+            },
             ..small(9)
         };
         let mut workload = Workload::new(config).unwrap();
         let mut chains = 0;
         for size in (1..=40).chain([2, 3, 5, 101, 1_000]) {
             let batch = workload.next_batch(size);
-            assert!(batch.last().is_some_and(|e| !e.flags.contains(TransferFlags::LINKED)), "open chain");
+            assert!(
+                batch
+                    .last()
+                    .is_some_and(|e| !e.flags.contains(TransferFlags::LINKED)),
+                "open chain"
+            );
             let mut open = false;
             for event in &batch {
                 let linked = event.flags.contains(TransferFlags::LINKED);
@@ -1097,7 +1361,11 @@ mod tests {
 
     #[test]
     fn accounts_follow_the_numbering_plan() {
-        let workload = Workload::new(WorkloadConfig { first_branch: 17, ..small(2) }).unwrap();
+        let workload = Workload::new(WorkloadConfig {
+            first_branch: 17,
+            ..small(2)
+        })
+        .unwrap();
         let accounts = workload.accounts();
         assert_eq!(accounts.len(), workload.account_count());
         let mut ids = std::collections::HashSet::new();
@@ -1107,7 +1375,12 @@ mod tests {
             assert!((17..19).contains(&branch));
             let customer = matches!(account.code, account_code::CURRENT | account_code::SAVINGS);
             assert_eq!(customer, serial >= FIRST_CUSTOMER_SERIAL);
-            assert_eq!(customer, account.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS));
+            assert_eq!(
+                customer,
+                account
+                    .flags
+                    .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            );
             assert_eq!(account.user_data_32, u32::from(branch));
             if customer {
                 assert!(workload.expected_available(account.id).is_some());
@@ -1117,40 +1390,110 @@ mod tests {
         }
         let batches = workload.setup_batches();
         assert_eq!(batches.concat(), accounts);
-        assert!(accounts.iter().any(|a| a.flags.contains(AccountFlags::HISTORY)));
+        assert!(
+            accounts
+                .iter()
+                .any(|a| a.flags.contains(AccountFlags::HISTORY))
+        );
         assert!(accounts.iter().any(|a| a.code == account_code::SAVINGS));
-        let big = Workload::new(WorkloadConfig { customers_per_branch: 5_000, ..small(2) }).unwrap();
-        assert!(big.setup_batches().iter().all(|b| b.len() <= BATCH_EVENTS_MAX));
+        let big = Workload::new(WorkloadConfig {
+            customers_per_branch: 5_000,
+            ..small(2)
+        })
+        .unwrap();
+        assert!(
+            big.setup_batches()
+                .iter()
+                .all(|b| b.len() <= BATCH_EVENTS_MAX)
+        );
         assert!(big.setup_batches().len() > 1);
     }
 
     #[test]
     fn bad_configs_are_refused() {
         let refuse = |config: WorkloadConfig| Workload::new(config).unwrap_err();
-        assert_eq!(refuse(WorkloadConfig { branches: 0, ..small(1) }), ConfigError::NoBranches);
+        assert_eq!(
+            refuse(WorkloadConfig {
+                branches: 0,
+                ..small(1)
+            }),
+            ConfigError::NoBranches
+        );
         assert!(matches!(
-            refuse(WorkloadConfig { first_branch: 9_999, branches: 2, ..small(1) }),
+            refuse(WorkloadConfig {
+                first_branch: 9_999,
+                branches: 2,
+                ..small(1)
+            }),
             ConfigError::BranchCodesOutOfRange { .. }
         ));
-        assert_eq!(refuse(WorkloadConfig { customers_per_branch: 0, ..small(1) }), ConfigError::NoCustomers);
-        assert_eq!(refuse(WorkloadConfig { currencies: vec![], ..small(1) }), ConfigError::NoCurrencies);
         assert_eq!(
-            refuse(WorkloadConfig { currencies: vec![Currency::EUR, Currency::EUR], ..small(1) }),
+            refuse(WorkloadConfig {
+                customers_per_branch: 0,
+                ..small(1)
+            }),
+            ConfigError::NoCustomers
+        );
+        assert_eq!(
+            refuse(WorkloadConfig {
+                currencies: vec![],
+                ..small(1)
+            }),
+            ConfigError::NoCurrencies
+        );
+        assert_eq!(
+            refuse(WorkloadConfig {
+                currencies: vec![Currency::EUR, Currency::EUR],
+                ..small(1)
+            }),
             ConfigError::BadCurrency(978)
         );
         assert_eq!(
-            refuse(WorkloadConfig { mix: Mix { deposit: 0, salary: 0, withdrawal: 0, payment: 0, payment_with_fee: 0, bill_payment: 0, card_hold: 0, own_accounts: 0 }, ..small(1) }),
+            refuse(WorkloadConfig {
+                mix: Mix {
+                    deposit: 0,
+                    salary: 0,
+                    withdrawal: 0,
+                    payment: 0,
+                    payment_with_fee: 0,
+                    bill_payment: 0,
+                    card_hold: 0,
+                    own_accounts: 0
+                },
+                ..small(1)
+            }),
             ConfigError::NoWeight("mix")
         );
         #[allow(clippy::reversed_empty_ranges)]
         let empty = 5..=1;
-        assert_eq!(refuse(WorkloadConfig { hold_timeout_secs: empty, ..small(1) }), ConfigError::BadRange("hold_timeout_secs"));
         assert_eq!(
-            refuse(WorkloadConfig { overdraw_per_mille: 1_001, ..small(1) }),
+            refuse(WorkloadConfig {
+                hold_timeout_secs: empty,
+                ..small(1)
+            }),
+            ConfigError::BadRange("hold_timeout_secs")
+        );
+        assert_eq!(
+            refuse(WorkloadConfig {
+                overdraw_per_mille: 1_001,
+                ..small(1)
+            }),
             ConfigError::PerMilleTooLarge("overdraw_per_mille")
         );
-        assert_eq!(refuse(WorkloadConfig { first_transfer_id: 0, ..small(1) }), ConfigError::FirstTransferIdZero);
-        assert!(Workload::new(WorkloadConfig { first_branch: 0, ..small(1) }).is_ok());
+        assert_eq!(
+            refuse(WorkloadConfig {
+                first_transfer_id: 0,
+                ..small(1)
+            }),
+            ConfigError::FirstTransferIdZero
+        );
+        assert!(
+            Workload::new(WorkloadConfig {
+                first_branch: 0,
+                ..small(1)
+            })
+            .is_ok()
+        );
     }
 
     #[test]

@@ -45,11 +45,17 @@
 //! ```
 
 pub mod bank;
+mod flat;
 mod generator;
+pub mod measure;
 mod rng;
 mod stats;
 
-pub use bank::{Currency, InternalAccount, account_code, account_id, split_account_id, transfer_code};
+pub use bank::{
+    Currency, InternalAccount, account_code, account_id, split_account_id, transfer_code,
+};
+pub use flat::FlatBank;
 pub use generator::{ConfigError, EventKind, HoldFates, KindStats, Mix, Workload, WorkloadConfig};
+pub use measure::LatencySummary;
 pub use rng::Rng;
 pub use stats::ResultTally;

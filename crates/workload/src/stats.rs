@@ -69,7 +69,10 @@ impl ResultTally {
 
     /// Failures by result wire name, most frequent first.
     pub fn by_name(&self) -> Vec<(&'static str, u64)> {
-        self.by_frequency().into_iter().map(|(r, n)| (r.as_str(), n)).collect()
+        self.by_frequency()
+            .into_iter()
+            .map(|(r, n)| (r.as_str(), n))
+            .collect()
     }
 }
 

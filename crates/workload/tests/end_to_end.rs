@@ -41,17 +41,35 @@ fn run(config: WorkloadConfig, batches: usize, size: usize, step_ns: u64) -> Run
             ledger.check_invariants().unwrap();
         }
     }
-    Run { ledger, workload, tally, expired }
+    Run {
+        ledger,
+        workload,
+        tally,
+        expired,
+    }
 }
 
 #[test]
 fn a_few_hundred_batches_keep_the_books_balanced() {
-    let config = WorkloadConfig { seed: 2024, branches: 3, customers_per_branch: 200, ..WorkloadConfig::default() };
-    let Run { ledger, workload, tally, expired } = run(config, 400, 500, NS_PER_S / 20);
+    let config = WorkloadConfig {
+        seed: 2024,
+        branches: 3,
+        customers_per_branch: 200,
+        ..WorkloadConfig::default()
+    };
+    let Run {
+        ledger,
+        workload,
+        tally,
+        expired,
+    } = run(config, 400, 500, NS_PER_S / 20);
 
     ledger.check_invariants().unwrap();
     let totals = ledger.totals_by_ledger();
-    assert_eq!(totals.keys().copied().collect::<Vec<_>>(), vec![826, 840, 978]);
+    assert_eq!(
+        totals.keys().copied().collect::<Vec<_>>(),
+        vec![826, 840, 978]
+    );
     for (ledger_id, t) in &totals {
         assert_eq!(t.debits_posted, t.credits_posted, "ledger {ledger_id}");
         assert_eq!(t.debits_pending, t.credits_pending, "ledger {ledger_id}");
@@ -71,25 +89,36 @@ fn a_few_hundred_batches_keep_the_books_balanced() {
         CreateTransferResult::IdAlreadyFailed,
         CreateTransferResult::LinkedEventFailed,
     ];
-    let accidental: u64 = tally.by_frequency().iter().filter(|(r, _)| !deliberate.contains(r)).map(|(_, n)| n).sum();
+    let accidental: u64 = tally
+        .by_frequency()
+        .iter()
+        .filter(|(r, _)| !deliberate.contains(r))
+        .map(|(_, n)| n)
+        .sum();
     assert!(accidental * 1_000 < tally.events(), "{:?}", tally.by_name());
 
     // Every kind happened and mostly succeeded (resubmissions fail by design).
     for (kind, stats) in workload.kind_stats() {
         assert!(stats.sent > 0, "{kind:?}");
         if kind != EventKind::Resubmission {
-            assert!(stats.succeeded() * 10 > stats.sent * 8, "{kind:?} {stats:?}");
+            assert!(
+                stats.succeeded() * 10 > stats.sent * 8,
+                "{kind:?} {stats:?}"
+            );
         }
     }
     let failed_by_kind: u64 = workload.kind_stats().map(|(_, s)| s.failed).sum();
     assert_eq!(failed_by_kind, tally.failed());
 
     // Holds: posted in full and in part, voided, expired.
-    let mut posted_full = 0;
-    let mut posted_partial = 0;
-    let mut voided = 0;
+    let mut posted_full = 0u64;
+    let mut posted_partial = 0u64;
+    let mut voided = 0u64;
     for transfer in ledger.transfers() {
-        if transfer.flags.contains(TransferFlags::POST_PENDING_TRANSFER) {
+        if transfer
+            .flags
+            .contains(TransferFlags::POST_PENDING_TRANSFER)
+        {
             let pending = ledger.transfer(transfer.pending_id).unwrap();
             if transfer.amount == pending.amount {
                 posted_full += 1;
@@ -98,7 +127,10 @@ fn a_few_hundred_batches_keep_the_books_balanced() {
                 posted_partial += 1;
             }
         }
-        if transfer.flags.contains(TransferFlags::VOID_PENDING_TRANSFER) {
+        if transfer
+            .flags
+            .contains(TransferFlags::VOID_PENDING_TRANSFER)
+        {
             voided += 1;
         }
     }
@@ -107,21 +139,43 @@ fn a_few_hundred_batches_keep_the_books_balanced() {
         .iter()
         .filter(|t| ledger.pending_status(t.id) == Some(PendingStatus::Expired))
         .count();
-    assert!(posted_full > 100 && posted_partial > 10 && voided > 10, "{posted_full} {posted_partial} {voided}");
+    assert!(
+        posted_full > 100 && posted_partial > 10 && voided > 10,
+        "{posted_full} {posted_partial} {voided}"
+    );
     assert!(expired > 10);
     assert_eq!(expired, expired_status);
+
+    // The generator's own counts agree with the ledger.
+    let ok = |kind| workload.stats_of(kind).succeeded();
+    assert_eq!(ok(EventKind::HoldCapture), posted_full);
+    assert_eq!(ok(EventKind::HoldPartialCapture), posted_partial);
+    assert_eq!(ok(EventKind::HoldRelease), voided);
+    let resolved = posted_full + posted_partial + voided + expired as u64;
+    assert_eq!(
+        ok(EventKind::CardHold) - resolved,
+        ledger.stats().pending_transfers as u64
+    );
 
     // The generator never believes a customer has more than the ledger says.
     for account in ledger.accounts() {
         if let Some(expected) = workload.expected_available(account.id) {
-            assert!(expected <= account.available_credit_balance(), "{account:?} expected {expected}");
+            assert!(
+                expected <= account.available_credit_balance(),
+                "{account:?} expected {expected}"
+            );
         }
     }
 }
 
 #[test]
 fn same_seed_same_ledger_state() {
-    let config = WorkloadConfig { seed: 99, branches: 2, customers_per_branch: 100, ..WorkloadConfig::default() };
+    let config = WorkloadConfig {
+        seed: 99,
+        branches: 2,
+        customers_per_branch: 100,
+        ..WorkloadConfig::default()
+    };
     let a = run(config.clone(), 60, 400, NS_PER_S / 10);
     let b = run(config, 60, 400, NS_PER_S / 10);
     assert_eq!(a.ledger.digest(), b.ledger.digest());
@@ -130,7 +184,12 @@ fn same_seed_same_ledger_state() {
 
 #[test]
 fn large_batches_and_many_branches() {
-    let config = WorkloadConfig { seed: 5, branches: 12, customers_per_branch: 1_000, ..WorkloadConfig::default() };
+    let config = WorkloadConfig {
+        seed: 5,
+        branches: 12,
+        customers_per_branch: 1_000,
+        ..WorkloadConfig::default()
+    };
     let Run { ledger, tally, .. } = run(config, 30, 8_190, NS_PER_S);
     ledger.check_invariants().unwrap();
     assert!(tally.created() * 2 > tally.events());
