@@ -5,24 +5,19 @@
 //! `id = branch_code * 10^10 + serial`, where serials `0..=999` of every branch are the
 //! branch's internal accounts and customer accounts start at serial 1,000.
 
-/// Account serials per branch: `id = branch * SERIALS_PER_BRANCH + serial`.
-pub const SERIALS_PER_BRANCH: u128 = 10_000_000_000;
-/// The largest serial (ten digits).
-pub const SERIAL_MAX: u64 = 9_999_999_999;
-/// Serials `0..=SERIAL_RESERVED_MAX` are the branch's internal accounts.
-pub const SERIAL_RESERVED_MAX: u64 = 999;
-/// The first serial of a customer account.
-pub const FIRST_CUSTOMER_SERIAL: u64 = SERIAL_RESERVED_MAX + 1;
+use corebank_account_number::BranchCode;
+pub use corebank_account_number::{FIRST_CUSTOMER_SERIAL, SERIAL_MAX, SERIAL_RESERVED_MAX};
+
 /// The largest four-digit branch code.
-pub const BRANCH_CODE_MAX: u16 = 9_999;
+pub const BRANCH_CODE_MAX: u16 = BranchCode::MAX.get();
 
 /// The ledger account id of `serial` at `branch`, or `None` when the branch code has
 /// more than four digits, the serial more than ten, or the id would be 0.
-pub const fn account_id(branch: u16, serial: u64) -> Option<u128> {
-    if branch > BRANCH_CODE_MAX || serial > SERIAL_MAX || (branch == 0 && serial == 0) {
-        return None;
-    }
-    Some(branch as u128 * SERIALS_PER_BRANCH + serial as u128)
+pub fn account_id(branch: u16, serial: u64) -> Option<u128> {
+    let branch = BranchCode::new(branch).ok()?;
+    corebank_account_number::account_id(branch, serial)
+        .ok()
+        .filter(|id| *id != 0)
 }
 
 /// Splits a ledger account id into (branch code, serial); `None` for ids outside the
@@ -31,12 +26,7 @@ pub fn split_account_id(id: u128) -> Option<(u16, u64)> {
     if id == 0 {
         return None;
     }
-    let branch = u16::try_from(id / SERIALS_PER_BRANCH).ok()?;
-    if branch > BRANCH_CODE_MAX {
-        return None;
-    }
-    let serial = u64::try_from(id % SERIALS_PER_BRANCH).ok()?;
-    Some((branch, serial))
+    corebank_account_number::split_account_id(id).map(|(branch, serial)| (branch.get(), serial))
 }
 
 /// The chart of accounts: `Account::code` values.
@@ -154,7 +144,7 @@ impl InternalAccount {
     }
 
     /// The ledger account id of this internal account at `branch`.
-    pub const fn id(self, branch: u16, currency_index: usize) -> Option<u128> {
+    pub fn id(self, branch: u16, currency_index: usize) -> Option<u128> {
         match self.serial(currency_index) {
             Some(serial) => account_id(branch, serial),
             None => None,
