@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use foldhash::fast::RandomState;
 
+mod snapshot;
+pub use snapshot::SnapshotError;
+
 use crate::filter::{AccountFilter, Direction, FilterError, QueryFilter, TimeRange};
 use crate::flags::{AccountFlags, TransferFlags};
 use crate::record::{Account, AccountBalance, PendingStatus, Transfer};

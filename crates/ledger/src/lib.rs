@@ -26,15 +26,19 @@
 //! assert_eq!(ledger.account(2).unwrap().credits_posted, 5_000);
 //! ```
 
+mod codec;
 mod filter;
 mod flags;
 mod ledger;
 mod record;
 mod result;
 
+pub use codec::{BALANCE_BYTES, RECORD_BYTES};
 pub use filter::{AccountFilter, Direction, FilterError, QueryFilter};
 pub use flags::{AccountFlags, TransferFlags};
-pub use ledger::{BatchError, InvariantViolation, Ledger, LedgerStats, LedgerTotals};
+pub use ledger::{
+    BatchError, InvariantViolation, Ledger, LedgerStats, LedgerTotals, SnapshotError,
+};
 pub use record::{Account, AccountBalance, NS_PER_S, PendingStatus, Transfer};
 pub use result::{
     CreateAccountResult, CreateAccountsResult, CreateTransferResult, CreateTransfersResult,

@@ -119,6 +119,17 @@ impl PendingStatus {
         }
     }
 
+    pub(crate) const fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Self::None),
+            1 => Some(Self::Pending),
+            2 => Some(Self::Posted),
+            3 => Some(Self::Voided),
+            4 => Some(Self::Expired),
+            _ => None,
+        }
+    }
+
     pub(crate) const fn to_byte(self) -> u8 {
         match self {
             Self::None => 0,
