@@ -155,6 +155,12 @@ impl CreateTransferResult {
                 | Self::ExceedsDebits
                 | Self::DebitAccountAlreadyClosed
                 | Self::CreditAccountAlreadyClosed
+                | Self::OverflowsDebitsPending
+                | Self::OverflowsCreditsPending
+                | Self::OverflowsDebitsPosted
+                | Self::OverflowsCreditsPosted
+                | Self::OverflowsDebits
+                | Self::OverflowsCredits
         )
     }
 }

@@ -37,12 +37,12 @@ pub enum ModelBatchError {
 }
 
 /// One balance-history entry: the account's balances right after a change, and the
-/// transfer record behind the change (the new transfer, the post/void record, or the
-/// expired pending transfer) so that the filter can select entries by its fields.
+/// transfer record created by the change (the new transfer or the post/void record;
+/// none for an expiry), by whose fields a selective filter picks entries.
 #[derive(Clone, Debug)]
 pub struct HistoryEntry {
     pub account_id: u128,
-    pub transfer: Transfer,
+    pub transfer: Option<Transfer>,
     pub balance: AccountBalance,
 }
 
@@ -79,6 +79,12 @@ pub fn is_transient(result: TR) -> bool {
             | TR::ExceedsDebits
             | TR::DebitAccountAlreadyClosed
             | TR::CreditAccountAlreadyClosed
+            | TR::OverflowsDebitsPending
+            | TR::OverflowsCreditsPending
+            | TR::OverflowsDebitsPosted
+            | TR::OverflowsCreditsPosted
+            | TR::OverflowsDebits
+            | TR::OverflowsCredits
     )
 }
 
@@ -106,7 +112,10 @@ impl Model {
             return Err(ModelBatchError::TooManyEvents(count));
         }
         if timestamp <= self.last_timestamp {
-            return Err(ModelBatchError::TimestampNotAdvancing { timestamp, last: self.last_timestamp });
+            return Err(ModelBatchError::TimestampNotAdvancing {
+                timestamp,
+                last: self.last_timestamp,
+            });
         }
         Ok(())
     }
@@ -164,7 +173,12 @@ impl Model {
         results
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| r.map(|result| EventResult { index: u32::try_from(i).unwrap(), result }))
+            .filter_map(|(i, r)| {
+                r.map(|result| EventResult {
+                    index: u32::try_from(i).unwrap(),
+                    result,
+                })
+            })
             .collect()
     }
 
@@ -397,7 +411,9 @@ impl Model {
         if sum(&[amount, cr.credits_pending, cr.credits_posted]).is_none() {
             return Err(TR::OverflowsCredits);
         }
-        if u128::from(timestamp) + u128::from(t.timeout) * u128::from(NS) > u128::from(TIMESTAMP_MAX) {
+        if u128::from(timestamp) + u128::from(t.timeout) * u128::from(NS)
+            > u128::from(TIMESTAMP_MAX)
+        {
             return Err(TR::OverflowsTimeout);
         }
         // Rule 18: balance limits.
@@ -437,14 +453,24 @@ impl Model {
                 cr.flags.insert(AccountFlags::CLOSED);
             }
         }
-        let status = if pending { PendingStatus::Pending } else { PendingStatus::None };
+        let status = if pending {
+            PendingStatus::Pending
+        } else {
+            PendingStatus::None
+        };
         self.transfers.push((record, status));
-        self.record_history(&record, timestamp);
+        self.record_history(&record, Some(record), timestamp);
         Ok(())
     }
 
     /// Rule 6, P1-P9.
-    fn post_or_void(&mut self, t: &Transfer, timestamp: u64, post: bool, void: bool) -> Result<(), TR> {
+    fn post_or_void(
+        &mut self,
+        t: &Transfer,
+        timestamp: u64,
+        post: bool,
+        void: bool,
+    ) -> Result<(), TR> {
         // P1.
         let others = TransferFlags::PENDING.bits()
             | TransferFlags::BALANCING_DEBIT.bits()
@@ -524,9 +550,21 @@ impl Model {
             credit_account_id: p.credit_account_id,
             amount,
             pending_id: t.pending_id,
-            user_data_128: if t.user_data_128 != 0 { t.user_data_128 } else { p.user_data_128 },
-            user_data_64: if t.user_data_64 != 0 { t.user_data_64 } else { p.user_data_64 },
-            user_data_32: if t.user_data_32 != 0 { t.user_data_32 } else { p.user_data_32 },
+            user_data_128: if t.user_data_128 != 0 {
+                t.user_data_128
+            } else {
+                p.user_data_128
+            },
+            user_data_64: if t.user_data_64 != 0 {
+                t.user_data_64
+            } else {
+                p.user_data_64
+            },
+            user_data_32: if t.user_data_32 != 0 {
+                t.user_data_32
+            } else {
+                p.user_data_32
+            },
             timeout: 0,
             ledger: p.ledger,
             code: p.code,
@@ -551,9 +589,13 @@ impl Model {
                 cr.flags.remove(AccountFlags::CLOSED);
             }
         }
-        self.transfers[position].1 = if post { PendingStatus::Posted } else { PendingStatus::Voided };
+        self.transfers[position].1 = if post {
+            PendingStatus::Posted
+        } else {
+            PendingStatus::Voided
+        };
         self.transfers.push((record, PendingStatus::None));
-        self.record_history(&record, timestamp);
+        self.record_history(&record, Some(record), timestamp);
         Ok(())
     }
 
@@ -571,7 +613,9 @@ impl Model {
         let post = has(e.flags, TransferFlags::POST_PENDING_TRANSFER);
         let void = has(e.flags, TransferFlags::VOID_PENDING_TRANSFER);
         if post || void {
-            let (_, p, _) = self.find_transfer(s.pending_id).expect("a post/void names a created transfer");
+            let (_, p, _) = self
+                .find_transfer(s.pending_id)
+                .expect("a post/void names a created transfer");
             if e.debit_account_id != 0 && e.debit_account_id != s.debit_account_id {
                 return TR::ExistsWithDifferentDebitAccountId;
             }
@@ -581,9 +625,21 @@ impl Model {
             if post_void_amount(e.amount, post, p.amount) != s.amount {
                 return TR::ExistsWithDifferentAmount;
             }
-            let ud128 = if e.user_data_128 != 0 { e.user_data_128 } else { p.user_data_128 };
-            let ud64 = if e.user_data_64 != 0 { e.user_data_64 } else { p.user_data_64 };
-            let ud32 = if e.user_data_32 != 0 { e.user_data_32 } else { p.user_data_32 };
+            let ud128 = if e.user_data_128 != 0 {
+                e.user_data_128
+            } else {
+                p.user_data_128
+            };
+            let ud64 = if e.user_data_64 != 0 {
+                e.user_data_64
+            } else {
+                p.user_data_64
+            };
+            let ud32 = if e.user_data_32 != 0 {
+                e.user_data_32
+            } else {
+                p.user_data_32
+            };
             if ud128 != s.user_data_128 {
                 return TR::ExistsWithDifferentUserData128;
             }
@@ -607,8 +663,13 @@ impl Model {
         if e.credit_account_id != s.credit_account_id {
             return TR::ExistsWithDifferentCreditAccountId;
         }
-        let balancing = has(e.flags, TransferFlags::BALANCING_DEBIT) || has(e.flags, TransferFlags::BALANCING_CREDIT);
-        let amount_differs = if balancing { e.amount < s.amount } else { e.amount != s.amount };
+        let balancing = has(e.flags, TransferFlags::BALANCING_DEBIT)
+            || has(e.flags, TransferFlags::BALANCING_CREDIT);
+        let amount_differs = if balancing {
+            e.amount < s.amount
+        } else {
+            e.amount != s.amount
+        };
         if amount_differs {
             return TR::ExistsWithDifferentAmount;
         }
@@ -630,14 +691,15 @@ impl Model {
         TR::Exists
     }
 
-    /// A history entry for each side of `transfer` whose account has `history`.
-    fn record_history(&mut self, transfer: &Transfer, timestamp: u64) {
-        for account_id in [transfer.debit_account_id, transfer.credit_account_id] {
+    /// A history entry for each side of `moved` whose account has `history`; `record` is
+    /// the transfer record the change created, if any.
+    fn record_history(&mut self, moved: &Transfer, record: Option<Transfer>, timestamp: u64) {
+        for account_id in [moved.debit_account_id, moved.credit_account_id] {
             let a = self.accounts[&account_id];
             if has_account(a.flags, AccountFlags::HISTORY) {
                 self.history.push(HistoryEntry {
                     account_id,
-                    transfer: *transfer,
+                    transfer: record,
                     balance: AccountBalance {
                         timestamp,
                         debits_pending: a.debits_pending,
@@ -654,9 +716,16 @@ impl Model {
 
     /// Expires up to `limit` due pending transfers, earliest `(expires_at, timestamp)`
     /// first, the k-th at `timestamp + k`.
-    pub fn expire_pending_transfers(&mut self, timestamp: u64, limit: usize) -> Result<usize, ModelBatchError> {
+    pub fn expire_pending_transfers(
+        &mut self,
+        timestamp: u64,
+        limit: usize,
+    ) -> Result<usize, ModelBatchError> {
         if timestamp <= self.last_timestamp {
-            return Err(ModelBatchError::TimestampNotAdvancing { timestamp, last: self.last_timestamp });
+            return Err(ModelBatchError::TimestampNotAdvancing {
+                timestamp,
+                last: self.last_timestamp,
+            });
         }
         let mut due: Vec<(u64, u64, usize)> = Vec::new();
         for (i, (t, status)) in self.transfers.iter().enumerate() {
@@ -687,7 +756,7 @@ impl Model {
                     cr.flags.remove(AccountFlags::CLOSED);
                 }
             }
-            self.record_history(&p, at);
+            self.record_history(&p, None, at);
         }
         let used = due.len().max(1) as u64;
         self.last_timestamp = timestamp + used - 1;
@@ -711,21 +780,31 @@ impl Model {
         if ids.len() > BATCH_MAX {
             return Err(ModelBatchError::TooManyEvents(ids.len()));
         }
-        Ok(ids.iter().filter_map(|id| self.accounts.get(id).copied()).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.accounts.get(id).copied())
+            .collect())
     }
 
     pub fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, ModelBatchError> {
         if ids.len() > BATCH_MAX {
             return Err(ModelBatchError::TooManyEvents(ids.len()));
         }
-        Ok(ids.iter().filter_map(|id| self.find_transfer(*id).map(|(_, t, _)| t)).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.find_transfer(*id).map(|(_, t, _)| t))
+            .collect())
     }
 
     /// The pending status of a pending transfer; `None` for an unknown id or a transfer
     /// that is not pending.
     pub fn pending_status(&self, id: u128) -> Option<PendingStatus> {
         let (_, t, status) = self.find_transfer(id)?;
-        if has(t.flags, TransferFlags::PENDING) { Some(status) } else { None }
+        if has(t.flags, TransferFlags::PENDING) {
+            Some(status)
+        } else {
+            None
+        }
     }
 
     pub fn get_account_transfers(&self, f: &AccountFilter) -> Result<Vec<Transfer>, FilterError> {
@@ -736,7 +815,9 @@ impl Model {
             .map(|(t, _)| *t)
             .filter(|t| on_side(f.direction, f.account_id, t))
             .filter(|t| min <= t.timestamp && t.timestamp <= max)
-            .filter(|t| transfer_fields_match(f.user_data_128, f.user_data_64, f.user_data_32, f.code, t))
+            .filter(|t| {
+                transfer_fields_match(f.user_data_128, f.user_data_64, f.user_data_32, f.code, t)
+            })
             .collect();
         found.sort_by_key(|t| t.timestamp);
         if f.reversed {
@@ -746,19 +827,47 @@ impl Model {
         Ok(found)
     }
 
-    pub fn get_account_balances(&self, f: &AccountFilter) -> Result<Vec<AccountBalance>, FilterError> {
+    pub fn get_account_balances(
+        &self,
+        f: &AccountFilter,
+    ) -> Result<Vec<AccountBalance>, FilterError> {
         let (min, max, limit) = validate_account_filter(f)?;
+        // An unknown account has no history (an empty answer, as in TigerBeetle); the
+        // spec only says that an account without the flag is refused.
         match self.accounts.get(&f.account_id) {
-            Some(a) if has_account(a.flags, AccountFlags::HISTORY) => {}
-            _ => return Err(FilterError::HistoryNotEnabled),
+            None => return Ok(Vec::new()),
+            Some(a) if !has_account(a.flags, AccountFlags::HISTORY) => {
+                return Err(FilterError::HistoryNotEnabled);
+            }
+            Some(_) => {}
         }
+        // Spec ambiguity: "same filter" selects changes by their transfer; an expiry has
+        // no transfer record of its own, so (like TigerBeetle's "each balance has a
+        // transfer with the same timestamp") it matches only a filter that selects
+        // nothing: direction both, no code, no user data.
+        let selective = f.direction != Direction::Both
+            || f.code != 0
+            || f.user_data_128 != 0
+            || f.user_data_64 != 0
+            || f.user_data_32 != 0;
         let mut found: Vec<AccountBalance> = self
             .history
             .iter()
             .filter(|h| h.account_id == f.account_id)
-            .filter(|h| on_side(f.direction, f.account_id, &h.transfer))
             .filter(|h| min <= h.balance.timestamp && h.balance.timestamp <= max)
-            .filter(|h| transfer_fields_match(f.user_data_128, f.user_data_64, f.user_data_32, f.code, &h.transfer))
+            .filter(|h| match &h.transfer {
+                None => !selective,
+                Some(t) => {
+                    on_side(f.direction, f.account_id, t)
+                        && transfer_fields_match(
+                            f.user_data_128,
+                            f.user_data_64,
+                            f.user_data_32,
+                            f.code,
+                            t,
+                        )
+                }
+            })
             .map(|h| h.balance)
             .collect();
         found.sort_by_key(|b| b.timestamp);
@@ -794,7 +903,9 @@ impl Model {
             .transfer_records()
             .into_iter()
             .filter(|t| min <= t.timestamp && t.timestamp <= max)
-            .filter(|t| transfer_fields_match(f.user_data_128, f.user_data_64, f.user_data_32, f.code, t))
+            .filter(|t| {
+                transfer_fields_match(f.user_data_128, f.user_data_64, f.user_data_32, f.code, t)
+            })
             .filter(|t| f.ledger == 0 || t.ledger == f.ledger)
             .collect();
         found.sort_by_key(|t| t.timestamp);
@@ -818,7 +929,11 @@ impl Model {
 /// The amount a post (0 and 2^128-1 mean "all of it") or void (0 means "all of it")
 /// stands for.
 fn post_void_amount(amount: u128, post: bool, pending_amount: u128) -> u128 {
-    if amount == 0 || (post && amount == u128::MAX) { pending_amount } else { amount }
+    if amount == 0 || (post && amount == u128::MAX) {
+        pending_amount
+    } else {
+        amount
+    }
 }
 
 fn on_side(direction: Direction, account_id: u128, t: &Transfer) -> bool {
