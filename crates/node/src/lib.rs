@@ -1,0 +1,22 @@
+//! # corebank-node
+//!
+//! One replica of a branch: the Raft log and snapshots in the data directory, the
+//! ledger core as the replicated state machine, and the write pipeline in front of it
+//! (bounded queue → batcher → one log entry per batch → apply → replies). Replies are
+//! sent only after the entry holding the request is durably committed and applied.
+//!
+//! Storage layout and formats: docs/node.md.
+
+pub mod command;
+mod log_store;
+mod network;
+mod node;
+pub mod pipeline;
+mod state_machine;
+mod types;
+
+pub use command::{Command, Request, RequestOutcome};
+pub use log_store::LogStoreError;
+pub use node::{Node, NodeConfig, NodeError, ReadError};
+pub use pipeline::SubmitError;
+pub use state_machine::StateMachineError;

@@ -1,0 +1,290 @@
+//! A branch replica: storage, Raft, the write pipeline and the expiry sweeper, wired.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use corebank_ledger::Ledger;
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use tokio::task::JoinHandle;
+
+use crate::command::{Request, RequestOutcome};
+use crate::log_store::{LogStore, LogStoreError};
+use crate::network::SingleMemberNetwork;
+use crate::pipeline::{Pipeline, SubmitError};
+use crate::state_machine::{Shared, StateMachine, StateMachineError};
+use crate::types::Raft;
+
+/// The on-disk layout version, written to `DATA_VERSION` in the data directory.
+const DATA_VERSION: &str = "corebank-branch-data 1";
+
+/// How a replica runs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub node_id: u64,
+    /// Where peers would reach this replica (recorded in the membership).
+    pub advertise_addr: String,
+    /// Requests the write queue holds before callers are told to retry.
+    pub queue_requests_max: usize,
+    /// Log entries between snapshots; the log is compacted behind each snapshot.
+    pub snapshot_every_entries: u64,
+    /// How often the sweeper looks for pending transfers past their deadline.
+    pub sweep_interval: Duration,
+}
+
+impl NodeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            node_id: 1,
+            advertise_addr: "127.0.0.1:8080".into(),
+            queue_requests_max: 8_192,
+            snapshot_every_entries: 1_000,
+            sweep_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot use the data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error(transparent)]
+    Log(#[from] LogStoreError),
+    #[error(transparent)]
+    StateMachine(#[from] StateMachineError),
+    #[error("Raft could not start: {0}")]
+    Raft(String),
+}
+
+/// Why a read was not served.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("this replica is not the branch's leader and cannot serve a linearizable read")]
+    NotLeader { leader: Option<u64> },
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ReadError {
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::NotLeader { .. } => "not_leader",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// A running branch replica.
+pub struct Node {
+    raft: Raft,
+    shared: Arc<Shared>,
+    pipeline: Pipeline,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("applied_index", &self.applied_index())
+            .finish_non_exhaustive()
+    }
+}
+
+fn prepare_data_dir(config: &NodeConfig) -> Result<(), NodeError> {
+    let dir = &config.data_dir;
+    let fail = |reason: String| NodeError::DataDir {
+        path: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let version_file = dir.join("DATA_VERSION");
+    match std::fs::read_to_string(&version_file) {
+        Ok(found) if found.trim() == DATA_VERSION => Ok(()),
+        Ok(found) => Err(fail(format!(
+            "it holds data of another format ({:?}, expected {DATA_VERSION:?})",
+            found.trim()
+        ))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let occupied = std::fs::read_dir(dir)
+                .map_err(|e| fail(e.to_string()))?
+                .next()
+                .is_some();
+            if occupied {
+                return Err(fail(
+                    "it is not empty and holds no DATA_VERSION file; refusing to mix data".into(),
+                ));
+            }
+            std::fs::write(&version_file, format!("{DATA_VERSION}\n"))
+                .map_err(|e| fail(e.to_string()))
+        }
+        Err(error) => Err(fail(error.to_string())),
+    }
+}
+
+impl Node {
+    /// Opens the data directory (verifying the log and the snapshot), starts Raft as a
+    /// single-member group, and waits until this replica leads it.
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        prepare_data_dir(&config)?;
+        let log_store = LogStore::open(&config.data_dir.join("raft.redb"))?;
+        let state_machine = StateMachine::open(&config.data_dir.join("snapshots"))?;
+        let shared = state_machine.shared();
+
+        let raft_config = Config {
+            cluster_name: "corebank-branch".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries.max(1)),
+            max_in_snapshot_log_to_keep: 0,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            SingleMemberNetwork,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if !initialized {
+            let members = BTreeMap::from([(
+                config.node_id,
+                BasicNode::new(config.advertise_addr.clone()),
+            )]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+        }
+        raft.wait(Some(Duration::from_secs(30)))
+            .state(ServerState::Leader, "the single replica takes the lead")
+            .await
+            .map_err(|e| NodeError::Raft(format!("this replica did not become leader: {e}")))?;
+        // Entries replayed from the log at start are applied before leadership is
+        // usable; the clock starts after everything applied so far.
+        let last_timestamp = shared
+            .ledger
+            .read()
+            .map_or(0, |ledger| ledger.last_timestamp());
+        let (pipeline, batcher) =
+            Pipeline::spawn(raft.clone(), last_timestamp, config.queue_requests_max);
+        let sweeper = tokio::spawn(run_sweeper(
+            Arc::clone(&shared),
+            pipeline.clone(),
+            config.sweep_interval,
+        ));
+        Ok(Self {
+            raft,
+            shared,
+            pipeline,
+            tasks: vec![batcher, sweeper],
+        })
+    }
+
+    /// Writes a request through the log; answers after it is durably committed and applied.
+    pub async fn submit(&self, request: Request) -> Result<RequestOutcome, SubmitError> {
+        self.pipeline.submit(request).await
+    }
+
+    /// Reads the ledger after confirming leadership (a linearizable read).
+    pub async fn read<T>(&self, read: impl FnOnce(&Ledger) -> T) -> Result<T, ReadError> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map_err(|error| match error {
+                openraft::error::RaftError::APIError(
+                    openraft::error::CheckIsLeaderError::ForwardToLeader(forward),
+                ) => ReadError::NotLeader {
+                    leader: forward.leader_id,
+                },
+                other => ReadError::Unavailable(other.to_string()),
+            })?;
+        self.read_local(read)
+    }
+
+    /// Reads this replica's ledger as it stands (possibly stale on a follower).
+    pub fn read_local<T>(&self, read: impl FnOnce(&Ledger) -> T) -> Result<T, ReadError> {
+        let ledger = self
+            .shared
+            .ledger
+            .read()
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        Ok(read(&ledger))
+    }
+
+    /// Index of the last applied log entry.
+    pub fn applied_index(&self) -> u64 {
+        self.shared.last_applied_index()
+    }
+
+    pub fn snapshots_built(&self) -> u64 {
+        self.shared.snapshots_built()
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.pipeline.queue_depth()
+    }
+
+    /// Builds a snapshot now (it also happens every `snapshot_every_entries` entries).
+    pub async fn snapshot(&self) -> Result<(), String> {
+        let before = self.shared.snapshots_built();
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        while self.shared.snapshots_built() == before {
+            if tokio::time::Instant::now() > deadline {
+                return Err("the snapshot did not finish within 10 minutes".into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Stops Raft and the background tasks; durable state stays on disk.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Proposes an expiry through the log whenever a pending transfer's deadline passes, so
+/// every replica expires the same transfers at the same point of the log.
+async fn run_sweeper(shared: Arc<Shared>, pipeline: Pipeline, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let next = shared
+            .ledger
+            .read()
+            .ok()
+            .and_then(|ledger| ledger.next_expiry());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        if next.is_some_and(|deadline| deadline <= now) {
+            // Busy or not leader: the next tick tries again.
+            let _ = pipeline.expire().await;
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The write path: many callers → one bounded queue → one batcher that forms one log
+//! entry from many requests (group commit) → Raft → apply → a reply to each caller.
+//!
+//! The queue is bounded: when it is full a caller is told "busy, retry" at once rather
+//! than waiting (backpressure, not timeouts). The batcher keeps a few entries in flight
+//! so that forming the next entry overlaps the commit of the previous one; it is also
+//! the only place timestamps are proposed, so they rise in log order.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use corebank_ledger::{BATCH_EVENTS_MAX, TIMESTAMP_MAX};
+use openraft::error::ClientWriteError;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::command::{Command, Request, RequestOutcome};
+use crate::types::Raft;
+
+/// Requests an entry may hold, beside the 8,190-event bound.
+pub const ENTRY_REQUESTS_MAX: usize = 1_024;
+/// Log entries proposed but not yet applied.
+pub const IN_FLIGHT_ENTRIES_MAX: usize = 4;
+
+/// Why a write was not carried out. Nothing was applied in any of these cases, except
+/// `Unknown`, where the caller cannot know and must retry with the same ids (which is
+/// safe: ids are idempotent).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the node is busy (its queue of {capacity} requests is full); retry shortly")]
+    Busy { capacity: usize },
+    #[error("a request holds at most {max} events, this one has {count}", max = BATCH_EVENTS_MAX)]
+    TooManyEvents { count: usize },
+    #[error("this replica is not the branch's leader{}", leader.map(|l| format!(" (replica {l} is)")).unwrap_or_default())]
+    NotLeader { leader: Option<u64> },
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("the outcome is unknown ({0}); retry with the same ids")]
+    Unknown(String),
+}
+
+impl SubmitError {
+    /// The stable snake_case code of this error.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Busy { .. } => "busy_retry",
+            Self::TooManyEvents { .. } => "too_many_events",
+            Self::NotLeader { .. } => "not_leader",
+            Self::ShuttingDown => "shutting_down",
+            Self::Unknown(_) => "outcome_unknown",
+        }
+    }
+}
+
+enum Work {
+    Request(
+        Request,
+        oneshot::Sender<Result<RequestOutcome, SubmitError>>,
+    ),
+    Expire(oneshot::Sender<Result<u64, SubmitError>>),
+}
+
+impl Work {
+    fn events(&self) -> usize {
+        match self {
+            Self::Request(request, _) => request.events(),
+            Self::Expire(_) => 0,
+        }
+    }
+}
+
+/// The handle callers write through; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    queue: mpsc::Sender<Work>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Request(request, _) => write!(f, "request of {} events", request.events()),
+            Self::Expire(_) => f.write_str("expire"),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Starts the batcher. `last_timestamp` is the ledger's clock at start.
+    pub fn spawn(raft: Raft, last_timestamp: u64, capacity: usize) -> (Self, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(capacity.max(1));
+        let batcher = tokio::spawn(run_batcher(
+            raft,
+            receiver,
+            Clock {
+                last: last_timestamp,
+            },
+        ));
+        (Self { queue, capacity }, batcher)
+    }
+
+    /// Queues a request and waits for its outcome (after it is durably committed and
+    /// applied).
+    pub async fn submit(&self, request: Request) -> Result<RequestOutcome, SubmitError> {
+        let count = request.events();
+        if count > BATCH_EVENTS_MAX {
+            return Err(SubmitError::TooManyEvents { count });
+        }
+        let (reply, outcome) = oneshot::channel();
+        self.enqueue(Work::Request(request, reply))?;
+        outcome.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// Proposes an expiry sweep through the log; returns how many transfers expired.
+    pub async fn expire(&self) -> Result<u64, SubmitError> {
+        let (reply, outcome) = oneshot::channel();
+        self.enqueue(Work::Expire(reply))?;
+        outcome.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// Requests waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.capacity - self.queue.capacity().min(self.capacity)
+    }
+
+    fn enqueue(&self, work: Work) -> Result<(), SubmitError> {
+        self.queue.try_send(work).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => SubmitError::Busy {
+                capacity: self.capacity,
+            },
+            mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,
+        })
+    }
+}
+
+/// Proposes timestamps: wall-clock nanoseconds, but always past everything proposed.
+struct Clock {
+    last: u64,
+}
+
+impl Clock {
+    /// The first timestamp for `events` events (which take the following ones).
+    fn reserve(&mut self, events: usize) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(TIMESTAMP_MAX));
+        let first = now.max(self.last + 1);
+        self.last = first + (events.max(1) as u64) - 1;
+        first
+    }
+}
+
+async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<Work>, mut clock: Clock) {
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_ENTRIES_MAX));
+    let mut carried: Option<Work> = None;
+    loop {
+        let first = match carried.take() {
+            Some(work) => work,
+            None => match queue.recv().await {
+                Some(work) => work,
+                None => break,
+            },
+        };
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            break;
+        };
+        match first {
+            Work::Expire(reply) => {
+                let command = Command::Expire {
+                    timestamp: clock.reserve(1),
+                };
+                match raft.client_write_ff(command).await {
+                    Ok(receiver) => {
+                        tokio::spawn(async move {
+                            let outcome = receiver.await;
+                            drop(permit);
+                            let _ = reply.send(match outcome {
+                                Ok(Ok(response)) => Ok(response.data.expired),
+                                Ok(Err(error)) => Err(write_error(error)),
+                                Err(_) => Err(SubmitError::ShuttingDown),
+                            });
+                        });
+                    }
+                    Err(fatal) => {
+                        let _ = reply.send(Err(SubmitError::Unknown(fatal.to_string())));
+                        break;
+                    }
+                }
+            }
+            Work::Request(request, reply) => {
+                let mut events = request.events();
+                let mut requests = vec![request];
+                let mut replies = vec![reply];
+                while requests.len() < ENTRY_REQUESTS_MAX {
+                    match queue.try_recv() {
+                        Ok(Work::Request(request, reply))
+                            if events + request.events() <= BATCH_EVENTS_MAX =>
+                        {
+                            events += request.events();
+                            requests.push(request);
+                            replies.push(reply);
+                        }
+                        Ok(other) => {
+                            carried = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                debug_assert!(carried.as_ref().is_none_or(|w| w.events() + events
+                    > BATCH_EVENTS_MAX
+                    || matches!(w, Work::Expire(_))));
+                let command = Command::Apply {
+                    timestamp: clock.reserve(events),
+                    requests,
+                };
+                match raft.client_write_ff(command).await {
+                    Ok(receiver) => {
+                        tokio::spawn(async move {
+                            let outcome = receiver.await;
+                            drop(permit);
+                            match outcome {
+                                Ok(Ok(response)) => {
+                                    let outcomes = response.data.outcomes;
+                                    debug_assert_eq!(outcomes.len(), replies.len());
+                                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                                        let _ = reply.send(Ok(outcome));
+                                    }
+                                }
+                                Ok(Err(error)) => {
+                                    let error = write_error(error);
+                                    for reply in replies {
+                                        let _ = reply.send(Err(error.clone()));
+                                    }
+                                }
+                                Err(_) => {
+                                    for reply in replies {
+                                        let _ = reply.send(Err(SubmitError::ShuttingDown));
+                                    }
+                                }
+                            }
+                        });
+                    }
+                    Err(fatal) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(SubmitError::Unknown(fatal.to_string())));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_error(error: ClientWriteError<u64, openraft::BasicNode>) -> SubmitError {
+    match error {
+        ClientWriteError::ForwardToLeader(forward) => SubmitError::NotLeader {
+            leader: forward.leader_id,
+        },
+        other => SubmitError::Unknown(other.to_string()),
+    }
+}
