@@ -2,9 +2,8 @@
 //! entry from many requests (group commit) → Raft → apply → a reply to each caller.
 //!
 //! The queue is bounded: when it is full a caller is told "busy, retry" at once rather
-//! than waiting (backpressure, not timeouts). The batcher keeps a few entries in flight
-//! so that forming the next entry overlaps the commit of the previous one; it is also
-//! the only place timestamps are proposed, so they rise in log order.
+//! than waiting (backpressure, not timeouts). The batcher keeps one entry in flight and
+//! forms the next from everything that queued meanwhile; it is also the only place timestamps are proposed, so they rise in log order.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,8 +18,11 @@ use crate::types::Raft;
 
 /// Requests an entry may hold, beside the 8,190-event bound.
 pub const ENTRY_REQUESTS_MAX: usize = 1_024;
-/// Log entries proposed but not yet applied.
-pub const IN_FLIGHT_ENTRIES_MAX: usize = 4;
+/// Log entries proposed but not yet applied. One: while it commits, requests gather in
+/// the queue and the next entry takes them all. openraft syncs each entry on its own, so
+/// more entries in flight only means more, smaller syncs (measured with 64 concurrent
+/// single-transfer clients: about 25,000 transfers/s with 1, 10,500 with 2, 3,300 with 16).
+pub const IN_FLIGHT_ENTRIES_MAX: usize = 1;
 
 /// Why a write was not carried out. Nothing was applied in any of these cases, except
 /// `Unknown`, where the caller cannot know and must retry with the same ids (which is
