@@ -2,7 +2,9 @@
 //! here that could live in a library.
 
 mod bench;
+mod certs;
 mod demo;
+mod keys;
 mod replay;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,11 @@ enum Command {
     /// Measure throughput and latency.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Make a development CA, node and client certificates for TLS.
+    Certs(certs::CertsArgs),
+    /// Make, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +53,8 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Ledger(LedgerCommand::Replay(args)) => replay::run(args),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run_ledger(args),
+        Command::Certs(args) => certs::run(args),
+        Command::Keys(command) => keys::run(command),
     };
     match outcome {
         Ok(code) => code,
