@@ -5,6 +5,7 @@ mod bench;
 mod certs;
 mod demo;
 mod keys;
+mod node;
 mod replay;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the whole bank in one process with synthetic traffic.
     Demo(demo::DemoArgs),
+    /// Run one branch replica (gRPC server with its Raft log on disk).
+    Node(node::NodeArgs),
     /// Work with the ledger core directly.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Node(args) => node::run(args),
         Command::Ledger(LedgerCommand::Replay(args)) => replay::run(args),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run_ledger(args),
         Command::Certs(args) => certs::run(args),

@@ -44,8 +44,15 @@ pub enum Command {
 /// The outcome of one request of an `Apply` command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestOutcome {
-    Accounts(Vec<CreateAccountsResult>),
-    Transfers(Vec<CreateTransfersResult>),
+    /// Event `i` of the request got timestamp `timestamp + i`; only failures are listed.
+    Accounts {
+        timestamp: u64,
+        results: Vec<CreateAccountsResult>,
+    },
+    Transfers {
+        timestamp: u64,
+        results: Vec<CreateTransfersResult>,
+    },
     /// The ledger refused the whole batch (e.g. too many events); nothing was applied.
     Refused(corebank_ledger::BatchError),
 }

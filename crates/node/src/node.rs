@@ -223,6 +223,19 @@ impl Node {
         Ok(read(&ledger))
     }
 
+    /// Wakes on every applied log entry with the ledger's clock after it, for
+    /// subscribers that tail the ledger.
+    pub fn subscribe_commits(&self) -> tokio::sync::broadcast::Receiver<u64> {
+        self.shared.committed.subscribe()
+    }
+
+    /// Does this replica lead its branch (and so take writes)?
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.current_leader == Some(metrics.id)
+    }
+
     /// Index of the last applied log entry.
     pub fn applied_index(&self) -> u64 {
         self.shared.last_applied_index()

@@ -155,14 +155,21 @@ fn apply_command(ledger: &mut Ledger, command: Command) -> CommandResponse {
             let mut next = timestamp.max(ledger.last_timestamp() + 1);
             let mut outcomes = Vec::with_capacity(requests.len());
             for request in requests {
-                let outcome = match request {
-                    Request::CreateAccounts(events) => ledger
-                        .create_accounts(next, &events)
-                        .map(RequestOutcome::Accounts),
-                    Request::CreateTransfers(events) => ledger
-                        .create_transfers(next, &events)
-                        .map(RequestOutcome::Transfers),
-                };
+                let outcome =
+                    match request {
+                        Request::CreateAccounts(events) => ledger
+                            .create_accounts(next, &events)
+                            .map(|results| RequestOutcome::Accounts {
+                                timestamp: next,
+                                results,
+                            }),
+                        Request::CreateTransfers(events) => ledger
+                            .create_transfers(next, &events)
+                            .map(|results| RequestOutcome::Transfers {
+                                timestamp: next,
+                                results,
+                            }),
+                    };
                 outcomes.push(outcome.unwrap_or_else(RequestOutcome::Refused));
                 next = next.max(ledger.last_timestamp() + 1);
             }

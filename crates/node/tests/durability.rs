@@ -49,7 +49,7 @@ fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> Transfer {
 
 async fn transfers(node: &Node, events: Vec<Transfer>) -> Vec<(u32, CreateTransferResult)> {
     match node.submit(Request::CreateTransfers(events)).await.unwrap() {
-        RequestOutcome::Transfers(results) => {
+        RequestOutcome::Transfers { results, .. } => {
             results.into_iter().map(|r| (r.index, r.result)).collect()
         }
         other => panic!("unexpected outcome {other:?}"),
@@ -62,7 +62,7 @@ async fn seeded(node: &Node) {
         .await
         .unwrap()
     {
-        RequestOutcome::Accounts(results) => assert!(results.is_empty(), "{results:?}"),
+        RequestOutcome::Accounts { results, .. } => assert!(results.is_empty(), "{results:?}"),
         other => panic!("unexpected outcome {other:?}"),
     }
     let deposits = (2..=11)

@@ -1,0 +1,178 @@
+//! `corebank node`: one branch replica.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use corebank_server::ServerConfig;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    corebank node --branch 0001 --data-dir ./data/0001 --listen 127.0.0.1:8080 --admin 127.0.0.1:9180 --insecure\n  \
+    corebank node --branch 0001 --data-dir /var/lib/corebank/0001 --listen 0.0.0.0:8080 \\\n      \
+    --tls-cert certs/node.pem --tls-key certs/node-key.pem --tls-ca certs/ca.pem --api-keys keys.json\n\n\
+    Settings may also come from a TOML file (--config); flags override it. Keys: branch, data_dir,\n\
+    listen, admin, tls_cert, tls_key, tls_ca, insecure, api_keys, queue_requests_max,\n\
+    snapshot_every_entries. Logs are JSON lines on stderr (RUST_LOG sets the level).")]
+pub struct NodeArgs {
+    /// A TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The four-digit branch code, e.g. 0001.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Where the Raft log and snapshots live.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC address [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Address of /metrics, /health and /ready (plain HTTP).
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// The node's TLS certificate chain (PEM).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// The node's TLS private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// The CA whose client certificates are accepted (mutual TLS).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Development mode: plain TCP, loopback only, no credentials unless --api-keys.
+    #[arg(long)]
+    pub insecure: bool,
+    /// The API key file (see `corebank keys`).
+    #[arg(long)]
+    pub api_keys: Option<PathBuf>,
+    /// Requests the write queue holds before callers are told to retry.
+    #[arg(long)]
+    pub queue_requests_max: Option<usize>,
+    /// Log entries between snapshots.
+    #[arg(long)]
+    pub snapshot_every_entries: Option<u64>,
+}
+
+fn parse_branch(text: &str) -> anyhow::Result<u16> {
+    let valid = text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit());
+    anyhow::ensure!(
+        valid,
+        "the branch code must be four digits like 0001, not {text:?}"
+    );
+    Ok(text.parse()?)
+}
+
+fn config(args: NodeArgs) -> anyhow::Result<ServerConfig> {
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_toml_file(path)?,
+        None => {
+            let branch = args
+                .branch
+                .as_deref()
+                .context("--branch is required (or a --config file with `branch`)")?;
+            let data_dir = args
+                .data_dir
+                .clone()
+                .context("--data-dir is required (or a --config file with `data_dir`)")?;
+            let listen = args
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+            let mut config = ServerConfig::insecure(parse_branch(branch)?, data_dir, listen);
+            config.insecure = false;
+            config
+        }
+    };
+    if let Some(branch) = &args.branch {
+        config.branch = parse_branch(branch)?;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    config.admin = args.admin.or(config.admin);
+    config.tls_cert = args.tls_cert.or(config.tls_cert);
+    config.tls_key = args.tls_key.or(config.tls_key);
+    config.tls_ca = args.tls_ca.or(config.tls_ca);
+    config.insecure |= args.insecure;
+    config.api_keys = args.api_keys.or(config.api_keys);
+    if let Some(queue) = args.queue_requests_max {
+        config.queue_requests_max = queue;
+    }
+    if let Some(every) = args.snapshot_every_entries {
+        config.snapshot_every_entries = every;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let config = config(args)?;
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        if config.insecure {
+            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            eprintln!("!! INSECURE DEVELOPMENT MODE: plain TCP, no encryption,");
+            if config.api_keys.is_none() {
+                eprintln!("!! and NO CREDENTIALS: any local process can move money.");
+            }
+            eprintln!("!! Listening on loopback only. Never run a real branch like this.");
+            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+        }
+        let branch = config.branch;
+        let data_dir = config.data_dir.display().to_string();
+        let tls = !config.insecure;
+        let server = corebank_server::start(config).await?;
+        // Machine-readable start-up lines (tests and scripts read the bound ports here).
+        println!("corebank node: branch {branch:04} data {data_dir}");
+        println!(
+            "listening grpc {} ({})",
+            server.grpc_addr(),
+            if tls { "TLS 1.3" } else { "plain TCP" }
+        );
+        if let Some(admin) = server.admin_addr() {
+            println!("listening admin {admin}");
+        }
+        println!("ready");
+        tracing::info!(branch, grpc = %server.grpc_addr(), "branch node ready");
+        wait_for_stop().await;
+        tracing::info!("stopping");
+        server.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

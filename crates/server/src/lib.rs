@@ -1,0 +1,310 @@
+//! # corebank-server
+//!
+//! The network front of a branch replica: the `Ledger`, `Banking` and `Events` gRPC
+//! services (docs/api.md) over a [`corebank_node::Node`], every call authenticated
+//! (client certificate under mutual TLS, or an API key with scopes), TLS 1.3 through
+//! rustls, and the admin endpoints. `--insecure` serves plain TCP on loopback only.
+
+mod admin;
+mod auth;
+mod banking_service;
+mod config;
+mod errors;
+mod events_service;
+mod ledger_service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use corebank_account_number::{BranchCode, FIRST_CUSTOMER_SERIAL, split_account_id};
+use corebank_banking::{Branch, Product};
+use corebank_node::{Node, NodeConfig, Request, RequestOutcome};
+use corebank_proto::v1::{
+    banking_server::BankingServer, events_server::EventsServer, ledger_server::LedgerServer,
+};
+use corebank_security::{ApiKeyStore, Authenticator};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+
+pub use admin::prometheus;
+pub use auth::Gate;
+pub use config::{ConfigError, ServerConfig};
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections whose TLS handshakes are in progress at once.
+const HANDSHAKES_MAX: usize = 1_024;
+/// Concurrent calls on one connection.
+const CALLS_PER_CONNECTION_MAX: usize = 1_024;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Node(#[from] corebank_node::NodeError),
+    #[error("TLS: {0}")]
+    Tls(#[from] corebank_security::TlsError),
+    #[error("API keys: {0}")]
+    Keys(#[from] corebank_security::KeyStoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the branch's internal accounts: {0}")]
+    Setup(String),
+}
+
+/// A running server; dropping it does not stop it, [`RunningServer::shutdown`] does.
+pub struct RunningServer {
+    grpc_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    node: Arc<Node>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Stops taking calls, lets calls in progress finish, and stops the replica.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        if let Some(node) = Arc::into_inner(self.node) {
+            node.shutdown().await;
+        }
+    }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The branch's internal accounts exist before any customer operation needs them.
+async fn create_internal_accounts(node: &Node, branch: &Branch) -> Result<(), ServerError> {
+    let accounts = branch.internal_accounts();
+    match node.submit(Request::CreateAccounts(accounts)).await {
+        Ok(RequestOutcome::Accounts { results, .. }) => {
+            let unexpected: Vec<_> = results
+                .iter()
+                .filter(|r| r.result != corebank_ledger::CreateAccountResult::Exists)
+                .collect();
+            if unexpected.is_empty() {
+                Ok(())
+            } else {
+                Err(ServerError::Setup(format!("{unexpected:?}")))
+            }
+        }
+        Ok(other) => Err(ServerError::Setup(format!("{other:?}"))),
+        Err(error) => Err(ServerError::Setup(error.to_string())),
+    }
+}
+
+/// The next free customer serial of the branch.
+fn next_customer_serial(node: &Node, branch: BranchCode) -> u64 {
+    node.read_local(|ledger| {
+        ledger
+            .accounts()
+            .iter()
+            .filter(|account| Product::from_code(account.code).is_some())
+            .filter_map(|account| split_account_id(account.id))
+            .filter(|(code, _)| *code == branch)
+            .map(|(_, serial)| serial + 1)
+            .max()
+            .unwrap_or(FIRST_CUSTOMER_SERIAL)
+            .max(FIRST_CUSTOMER_SERIAL)
+    })
+    .unwrap_or(FIRST_CUSTOMER_SERIAL)
+}
+
+/// Starts the replica and its services.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    config.validate()?;
+    let _ = prometheus();
+    let branch_code =
+        BranchCode::new(config.branch).map_err(|_| ConfigError::Branch(config.branch))?;
+    let branch = Branch::new(branch_code);
+
+    let api_keys = config
+        .api_keys
+        .as_deref()
+        .map(ApiKeyStore::load)
+        .transpose()?;
+    let anonymous_development = config.insecure && api_keys.is_none();
+    let gate = Gate::new(Authenticator::new(api_keys), anonymous_development);
+    let tls = if config.insecure {
+        None
+    } else {
+        match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(corebank_security::tls::server_config_from_files(
+                cert,
+                key,
+                config.tls_ca.as_deref(),
+            )?),
+            _ => return Err(ConfigError::TlsMissing.into()),
+        }
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            address: config.listen,
+            source,
+        })?;
+    let grpc_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        address: config.listen,
+        source,
+    })?;
+    let admin_listener = match config.admin {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .map_err(|source| ServerError::Bind { address, source })?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().and_then(admin::local_addr);
+
+    let node_config = NodeConfig {
+        advertise_addr: grpc_addr.to_string(),
+        queue_requests_max: config.queue_requests_max,
+        snapshot_every_entries: config.snapshot_every_entries,
+        ..NodeConfig::new(&config.data_dir)
+    };
+    let node = Arc::new(Node::start(node_config).await?);
+    create_internal_accounts(&node, &branch).await?;
+    let next_serial = Arc::new(AtomicU64::new(next_customer_serial(&node, branch_code)));
+
+    let (stop, stop_receiver) = watch::channel(false);
+    let limit = corebank_proto::MAX_MESSAGE_BYTES;
+    let ledger = LedgerServer::new(ledger_service::LedgerService {
+        node: Arc::clone(&node),
+        gate: gate.clone(),
+    })
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let banking = BankingServer::new(banking_service::BankingService {
+        node: Arc::clone(&node),
+        gate: gate.clone(),
+        branch,
+        next_serial,
+    })
+    .max_decoding_message_size(limit);
+    let events = EventsServer::new(events_service::EventsService {
+        node: Arc::clone(&node),
+        gate,
+        branch: config.branch,
+    });
+    let router = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(CALLS_PER_CONNECTION_MAX)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(ledger)
+        .add_service(banking)
+        .add_service(events);
+
+    let mut tasks = Vec::new();
+    let shutdown = stopped(stop_receiver.clone());
+    let server = match tls {
+        None => tokio::spawn(async move {
+            if let Err(error) = router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .await
+            {
+                tracing::error!(%error, "the gRPC server stopped");
+            }
+        }),
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+            let (connections, incoming) = tokio::sync::mpsc::channel(HANDSHAKES_MAX);
+            let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_MAX));
+            let mut stop = stop_receiver.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        accepted = listener.accept() => accepted,
+                        _ = stop.changed() => return,
+                    };
+                    let Ok((tcp, peer)) = accepted else { continue };
+                    let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+                        return;
+                    };
+                    let acceptor = acceptor.clone();
+                    let connections = connections.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => {
+                                let _ = connections.send(Ok::<_, std::io::Error>(stream)).await;
+                            }
+                            Ok(Err(error)) => {
+                                metrics::counter!("corebank_tls_handshake_failures_total")
+                                    .increment(1);
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                            }
+                            Err(_) => {
+                                metrics::counter!("corebank_tls_handshake_failures_total")
+                                    .increment(1);
+                            }
+                        }
+                    });
+                }
+            }));
+            tokio::spawn(async move {
+                if let Err(error) = router
+                    .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
+                    .await
+                {
+                    tracing::error!(%error, "the gRPC server stopped");
+                }
+            })
+        }
+    };
+    tasks.push(server);
+    if let Some(listener) = admin_listener {
+        let node = Arc::clone(&node);
+        let shutdown = stopped(stop_receiver);
+        tasks.push(tokio::spawn(async move {
+            if let Err(error) = admin::serve(listener, node, shutdown).await {
+                tracing::error!(%error, "the admin server stopped");
+            }
+        }));
+    }
+    Ok(RunningServer {
+        grpc_addr,
+        admin_addr,
+        node,
+        stop,
+        tasks,
+    })
+}
