@@ -108,24 +108,33 @@ fn config(args: NodeArgs) -> anyhow::Result<ServerConfig> {
     Ok(config)
 }
 
-async fn wait_for_stop() {
+/// Waits for Ctrl-C or SIGTERM; SIGHUP reloads the API key file meanwhile.
+async fn serve_until_stopped(server: &corebank_server::RunningServer) {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = terminate.recv() => return,
+                _ = hangup.recv() => match server.reload_api_keys() {
+                    Some(Ok(keys)) => tracing::info!(keys, "API keys reloaded"),
+                    Some(Err(error)) => tracing::error!(%error, "API keys not reloaded; the previous keys stay in force"),
+                    None => tracing::info!("SIGHUP: no API key file to reload"),
+                },
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = server;
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -169,7 +178,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         }
         println!("ready");
         tracing::info!(branch, grpc = %server.grpc_addr(), "branch node ready");
-        wait_for_stop().await;
+        serve_until_stopped(&server).await;
         tracing::info!("stopping");
         server.shutdown().await;
         Ok::<_, anyhow::Error>(())

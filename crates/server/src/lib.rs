@@ -63,6 +63,7 @@ pub enum ServerError {
 
 /// A running server; dropping it does not stop it, [`RunningServer::shutdown`] does.
 pub struct RunningServer {
+    gate: Gate,
     grpc_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     node: Arc<Node>,
@@ -90,6 +91,15 @@ impl RunningServer {
 
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// Re-reads the API key file (revocations and new keys take effect); returns the
+    /// number of keys, or `None` without a key file.
+    pub fn reload_api_keys(&self) -> Option<Result<usize, corebank_security::KeyStoreError>> {
+        self.gate
+            .authenticator()
+            .api_keys()
+            .map(|store| store.reload())
     }
 
     /// Stops taking calls, lets calls in progress finish, and stops the replica.
@@ -223,7 +233,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     .max_decoding_message_size(limit);
     let events = EventsServer::new(events_service::EventsService {
         node: Arc::clone(&node),
-        gate,
+        gate: gate.clone(),
         branch: config.branch,
     });
     let router = tonic::transport::Server::builder()
@@ -301,6 +311,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }));
     }
     Ok(RunningServer {
+        gate,
         grpc_addr,
         admin_addr,
         node,
