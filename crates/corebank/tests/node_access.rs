@@ -163,7 +163,7 @@ async fn calls_without_or_beyond_their_credentials_are_refused_and_change_nothin
     .into();
     let refused = reporting_ledger
         .create_transfers(v1::CreateTransfersRequest {
-            transfers: vec![transfer.clone()],
+            transfers: vec![transfer],
         })
         .await
         .unwrap_err();
