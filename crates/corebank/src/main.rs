@@ -2,6 +2,7 @@
 //! here that could live in a library.
 
 mod bench;
+mod bench_node;
 mod certs;
 mod demo;
 mod keys;
@@ -48,6 +49,8 @@ enum LedgerCommand {
 enum BenchCommand {
     /// Apply transfers to an in-memory ledger and report transfers per second.
     Ledger(bench::LedgerBenchArgs),
+    /// Drive a branch node over gRPC with concurrent clients (durable).
+    Node(bench_node::NodeBenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Node(args) => node::run(args),
         Command::Ledger(LedgerCommand::Replay(args)) => replay::run(args),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run_ledger(args),
+        Command::Bench(BenchCommand::Node(args)) => bench_node::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Keys(command) => keys::run(command),
     };
