@@ -1,5 +1,8 @@
 //! `corebank bench node`: a branch node driven over gRPC by concurrent clients.
 
+// Rates and durations are measured in floating point; no amount ever is.
+#![allow(clippy::float_arithmetic)]
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
