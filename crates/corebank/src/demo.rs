@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use corebank_ledger::{BATCH_EVENTS_MAX, Ledger};
+use corebank_ledger::Ledger;
+use corebank_node::{Node, NodeConfig, Request, RequestOutcome};
 use corebank_workload::bank::{Currency, format_minor_units, group_digits};
 use corebank_workload::measure::{format_duration, format_percent, per_second};
 use corebank_workload::{EventKind, ResultTally, Workload, WorkloadConfig};
@@ -49,6 +50,10 @@ pub struct DemoArgs {
     /// Print no progress lines, only the final report.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Keep the node's Raft log and snapshots here (default: a temporary directory,
+    /// removed at the end). An existing directory continues where it stopped.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Why the run stopped.
@@ -69,37 +74,21 @@ impl Stop {
     }
 }
 
-/// The ledger's clock: wall-clock nanoseconds since the Unix epoch at the start, plus
-/// a monotonic clock since then, never at or before the ledger's last timestamp.
+/// Time since the traffic started (the node proposes the ledger's timestamps).
 #[derive(Debug)]
 struct Clock {
-    epoch_ns: u64,
     start: Instant,
 }
 
 impl Clock {
     fn start() -> Self {
-        let epoch_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-            .unwrap_or(0);
         Self {
-            epoch_ns,
             start: Instant::now(),
         }
     }
 
     fn elapsed(&self) -> Duration {
         self.start.elapsed()
-    }
-
-    /// A timestamp for the next batch: now, or just after the ledger's last one.
-    fn next(&self, ledger: &Ledger) -> u64 {
-        let elapsed = u64::try_from(self.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.epoch_ns
-            .saturating_add(elapsed)
-            .max(ledger.last_timestamp().saturating_add(1))
     }
 }
 
@@ -144,12 +133,39 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ..WorkloadConfig::default()
     };
     let mut workload = Workload::new(config).context("configuring the workload")?;
-    let mut ledger = Ledger::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (_temporary, data_dir) = match &args.data_dir {
+        Some(dir) => (None, dir.clone()),
+        None => {
+            let dir = tempfile::tempdir().context("creating a temporary data directory")?;
+            let path = dir.path().to_path_buf();
+            (Some(dir), path)
+        }
+    };
+    // One durable node holds every branch for now (branches become separate Raft
+    // groups with cross-branch sagas in a later step); snapshots every 5,000 entries.
+    let node_config = NodeConfig {
+        snapshot_every_entries: 5_000,
+        ..NodeConfig::new(&data_dir)
+    };
+    let node = runtime
+        .block_on(Node::start(node_config))
+        .context("starting the branch node")?;
     let clock = Clock::start();
 
     let setup_started = Instant::now();
     for accounts in workload.setup_batches() {
-        let results = ledger.create_accounts(clock.next(&ledger), &accounts)?;
+        let results = match runtime.block_on(node.submit(Request::CreateAccounts(accounts)))? {
+            RequestOutcome::Accounts { results, .. } => results,
+            other => anyhow::bail!("unexpected answer {other:?}"),
+        };
+        // A data directory from an earlier run already holds the accounts.
+        let results: Vec<_> = results
+            .into_iter()
+            .filter(|r| r.result != corebank_ledger::CreateAccountResult::Exists)
+            .collect();
         if let Some(failure) = results.first() {
             anyhow::bail!(
                 "creating the bank's accounts failed: {} ({} events)",
@@ -170,7 +186,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "corebank demo: {} branches, {} customers, {} accounts in {} (opened in {}); {}",
             args.branches,
             group_digits(workload.customer_count() as u128),
-            group_digits(ledger.accounts().len() as u128),
+            group_digits(node.read_local(|l| l.accounts().len()).unwrap_or(0) as u128),
             currencies.join(", "),
             format_duration(setup_time),
             match args.seconds {
@@ -217,21 +233,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
         let room = usize::try_from(args.max_events - totals.tally.events()).unwrap_or(usize::MAX);
         let batch = workload.next_batch(batch_size.min(room));
-        let results = ledger.create_transfers(clock.next(&ledger), &batch)?;
+        let count = batch.len();
+        let results = match runtime.block_on(node.submit(Request::CreateTransfers(batch))) {
+            Ok(RequestOutcome::Transfers { results, .. }) => results,
+            Ok(other) => anyhow::bail!("unexpected answer {other:?}"),
+            Err(error) if error.code() == "busy_retry" => continue,
+            Err(error) => return Err(error.into()),
+        };
         workload.observe(&results);
-        totals.tally.record(batch.len(), &results);
+        totals.tally.record(count, &results);
         totals.batches += 1;
-
-        let now = clock.next(&ledger);
-        if ledger.next_expiry().is_some_and(|at| at <= now) {
-            totals.expired += ledger.expire_pending_transfers(now, BATCH_EVENTS_MAX)? as u64;
-        }
 
         let elapsed = clock.elapsed();
         let window = elapsed.saturating_sub(last_report.0);
         if !args.quiet && window >= Duration::from_secs(1) {
             let events = totals.tally.events();
             let rate = per_second(events - last_report.1, window);
+            totals.expired = node
+                .read_local(|l| l.stats().expired_transfers as u64)
+                .unwrap_or(totals.expired);
             eprintln!(
                 "{:>8}  {:>11}  {:>13}  {:>11}  {:>9}  {:>9}",
                 {
@@ -248,8 +268,23 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let duration = clock.elapsed().saturating_sub(traffic_started);
-    let (report, ok) = report(&args, &workload, &ledger, &totals, duration, why);
+    totals.expired = node
+        .read_local(|l| l.stats().expired_transfers as u64)
+        .unwrap_or(totals.expired);
+    let (report, ok) = node
+        .read_local(|ledger| report(&args, &workload, ledger, &totals, duration, why))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     print!("{report}");
+    println!(
+        "  storage     durable Raft log and snapshots in {}{}",
+        data_dir.display(),
+        if args.data_dir.is_none() {
+            " (temporary, now removed)"
+        } else {
+            ""
+        }
+    );
+    runtime.block_on(node.shutdown());
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

@@ -107,6 +107,8 @@ pub struct LedgerStats {
     pub accounts: usize,
     pub transfers: usize,
     pub pending_transfers: usize,
+    /// Pending transfers that expired (their funds were released).
+    pub expired_transfers: usize,
     pub burnt_ids: usize,
     pub history_entries: usize,
 }
@@ -171,14 +173,13 @@ impl Ledger {
     }
 
     pub fn stats(&self) -> LedgerStats {
+        let count =
+            |wanted: PendingStatus| self.pending_status.iter().filter(|s| **s == wanted).count();
         LedgerStats {
             accounts: self.accounts.len(),
             transfers: self.transfers.len(),
-            pending_transfers: self
-                .pending_status
-                .iter()
-                .filter(|s| **s == PendingStatus::Pending)
-                .count(),
+            pending_transfers: count(PendingStatus::Pending),
+            expired_transfers: count(PendingStatus::Expired),
             burnt_ids: self.burnt.len(),
             history_entries: self.account_history.iter().map(Vec::len).sum(),
         }
