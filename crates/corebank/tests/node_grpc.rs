@@ -404,3 +404,108 @@ async fn accounts_by_id(ledger: &mut LedgerClient<Channel>) -> BTreeMap<u128, (u
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_every_commit_in_order_from_any_position() {
+    use corebank_proto::v1::event::Kind;
+    use corebank_proto::v1::events_client::EventsClient;
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::insecure(dir.path());
+    let mut banking = BankingClient::new(channel(node.endpoint()).await);
+    let alice = open(&mut banking, "alice", "EUR").await;
+    let bob = open(&mut banking, "bob", "EUR").await;
+    let mut events = EventsClient::new(channel(node.endpoint()).await);
+    let mut stream = events
+        .subscribe(v1::SubscribeRequest { from_position: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Everything so far: the branch's internal accounts, then alice's and bob's.
+    let mut positions = Vec::new();
+    let mut opened = Vec::new();
+    while opened.len() < 2 {
+        let event = stream.message().await.unwrap().unwrap();
+        positions.push(event.position);
+        if let Some(Kind::AccountCreated(created)) = event.kind {
+            let account = corebank_ledger::Account::try_from(created.account.unwrap()).unwrap();
+            if account.code == 10 {
+                opened.push(account.id);
+            }
+        }
+    }
+    // Then live: a transfer committed after the subscription arrives on the stream.
+    banking
+        .deposit(deposit(&alice, "5.00", "live-1"))
+        .await
+        .unwrap();
+    banking
+        .transfer(transfer(&alice, &bob, "1.00", "live-2"))
+        .await
+        .unwrap();
+    let mut live = Vec::new();
+    while live.len() < 2 {
+        let event = stream.message().await.unwrap().unwrap();
+        if let Some(Kind::Transfer(created)) = event.kind {
+            positions.push(event.position);
+            live.push(
+                corebank_ledger::Transfer::try_from(created.transfer.unwrap())
+                    .unwrap()
+                    .amount,
+            );
+        }
+    }
+    assert_eq!(live, vec![500, 100]);
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "positions must rise: {positions:?}"
+    );
+
+    // A subscriber resuming from a position sees only what came after it.
+    let resume_at = positions[positions.len() - 2];
+    let mut resumed = events
+        .subscribe(v1::SubscribeRequest {
+            from_position: resume_at,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = resumed.message().await.unwrap().unwrap();
+    assert_eq!(first.position, *positions.last().unwrap());
+    node.stop();
+}
+
+#[test]
+fn admin_endpoints_answer_health_readiness_and_metrics() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::insecure(dir.path());
+    let admin = node.admin.unwrap();
+    let get = |path: &str| {
+        let mut socket = std::net::TcpStream::connect(admin).unwrap();
+        write!(
+            socket,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(get("/health").starts_with("HTTP/1.1 200"));
+    assert!(get("/ready").starts_with("HTTP/1.1 200"));
+    let metrics = get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for family in [
+        "corebank_applied_log_index",
+        "corebank_raft_is_leader",
+        "corebank_ledger_accounts",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "{family} missing from:\n{metrics}"
+        );
+    }
+    assert!(get("/nonsense").starts_with("HTTP/1.1 404"));
+    node.stop();
+}

@@ -288,3 +288,37 @@ async fn oversized_requests_are_refused_before_the_log() {
     assert_eq!(error.code(), "too_many_events");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_in_the_middle_of_the_log_is_found_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config(dir.path())).await.unwrap();
+    seeded(&node).await;
+    let marker: u128 = 0x0bad_0bad_0bad_0bad_0bad_0bad_0bad_0bad;
+    let marked = Transfer {
+        user_data_128: marker,
+        ..transfer(900, 2, 3, 5)
+    };
+    assert_eq!(transfers(&node, vec![marked]).await, vec![]);
+    // Many entries after it: the damaged record sits in the middle of the log.
+    for round in 0..20u128 {
+        assert_eq!(
+            transfers(&node, vec![transfer(1_000 + round, 3, 4, 1)]).await,
+            vec![]
+        );
+    }
+    node.shutdown().await;
+
+    let path = dir.path().join("raft.redb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let needle = marker.to_le_bytes();
+    let at = bytes
+        .windows(16)
+        .position(|w| w == needle)
+        .expect("the marked transfer is in the log file");
+    bytes[at + 3] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let error = Node::start(config(dir.path())).await.unwrap_err();
+    assert!(matches!(error, NodeError::Log(_)), "{error}");
+    assert!(error.to_string().contains("refusing to start"), "{error}");
+}
