@@ -4,6 +4,7 @@
 mod bench;
 mod bench_node;
 mod certs;
+mod client;
 mod demo;
 mod keys;
 mod node;
@@ -36,6 +37,8 @@ enum Command {
     /// Make, list and revoke API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Talk to a branch node: banking operations and ledger lookups.
+    Client(client::ClientArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(BenchCommand::Node(args)) => bench_node::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Keys(command) => keys::run(command),
+        Command::Client(args) => client::run(args),
     };
     match outcome {
         Ok(code) => code,
