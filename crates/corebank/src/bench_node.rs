@@ -106,6 +106,7 @@ async fn setup(endpoint: &str, base: u128, accounts: u32) -> anyhow::Result<()> 
     for chunk in all.chunks(8_190) {
         let request = v1::CreateAccountsRequest {
             accounts: chunk.iter().copied().map(Into::into).collect(),
+            ..Default::default()
         };
         let response = client.create_accounts(request).await?.into_inner();
         anyhow::ensure!(
@@ -128,6 +129,7 @@ async fn setup(endpoint: &str, base: u128, accounts: u32) -> anyhow::Result<()> 
     for chunk in funding.chunks(8_190) {
         let request = v1::CreateTransfersRequest {
             transfers: chunk.iter().copied().map(Into::into).collect(),
+            ..Default::default()
         };
         let response = client.create_transfers(request).await?.into_inner();
         anyhow::ensure!(
@@ -139,6 +141,35 @@ async fn setup(endpoint: &str, base: u128, accounts: u32) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Builds one request's transfers (random pairs; a share of them touch the hot account).
+/// Packed into 128-byte records (docs/ledger.md), as a high-volume client would send.
+fn make_batch(args: &NodeBenchArgs, base: u128, rng: &mut Rng, next_id: &mut u128) -> Vec<u8> {
+    let accounts = u64::from(args.accounts);
+    let mut packed = Vec::with_capacity(usize::from(args.batch) * corebank_ledger::RECORD_BYTES);
+    for _ in 0..args.batch {
+        {
+            *next_id += 1;
+            let debit = 1 + rng.below(accounts);
+            let hot = args.hot_percent > 0 && rng.below(100) < u64::from(args.hot_percent);
+            let mut credit = if hot { 1 } else { 1 + rng.below(accounts) };
+            if credit == debit {
+                credit = debit % accounts + 1;
+            }
+            let transfer = Transfer {
+                id: *next_id,
+                debit_account_id: base + u128::from(debit),
+                credit_account_id: base + u128::from(credit),
+                amount: 1 + u128::from(rng.below(10_000)),
+                ledger: EUR,
+                code: 3,
+                ..Default::default()
+            };
+            packed.extend_from_slice(&transfer.to_bytes());
+        }
+    }
+    packed
+}
+
 async fn run_client(
     endpoint: String,
     args: Arc<NodeBenchArgs>,
@@ -147,36 +178,28 @@ async fn run_client(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<ClientReport> {
     let mut ledger = connect(&endpoint).await?;
-    let mut rng = Rng(u64::from(client) + 1);
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let mut next_id = base + (u128::from(client) + 1) * (1u128 << 48);
-    let accounts = u64::from(args.accounts);
     let (mut transfers, mut failed) = (0u64, 0u64);
+    // The generator moves between this task and a blocking thread that builds the next
+    // request while the current one is in flight (one request in flight at a time).
+    let mut generator = (
+        Rng(u64::from(client) + 1),
+        base + (u128::from(client) + 1) * (1u128 << 48),
+    );
+    let mut current = make_batch(&args, base, &mut generator.0, &mut generator.1);
     while !stop.load(Ordering::Relaxed) {
-        let events: Vec<v1::Transfer> = (0..args.batch)
-            .map(|_| {
-                next_id += 1;
-                let debit = 1 + rng.below(accounts);
-                let hot = args.hot_percent > 0 && rng.below(100) < u64::from(args.hot_percent);
-                let mut credit = if hot { 1 } else { 1 + rng.below(accounts) };
-                if credit == debit {
-                    credit = debit % accounts + 1;
-                }
-                Transfer {
-                    id: next_id,
-                    debit_account_id: base + u128::from(debit),
-                    credit_account_id: base + u128::from(credit),
-                    amount: 1 + u128::from(rng.below(10_000)),
-                    ledger: EUR,
-                    code: 3,
-                    ..Default::default()
-                }
-                .into()
-            })
-            .collect();
+        let builder_args = Arc::clone(&args);
+        let next = tokio::task::spawn_blocking(move || {
+            let mut generator = generator;
+            let batch = make_batch(&builder_args, base, &mut generator.0, &mut generator.1);
+            (batch, generator)
+        });
         let started = Instant::now();
         let response = ledger
-            .create_transfers(v1::CreateTransfersRequest { transfers: events })
+            .create_transfers(v1::CreateTransfersRequest {
+                packed_transfers: current,
+                ..Default::default()
+            })
             .await;
         let elapsed = started.elapsed();
         match response {
@@ -194,6 +217,7 @@ async fn run_client(
             }
             Err(status) => anyhow::bail!("request failed: {status}"),
         }
+        (current, generator) = next.await?;
     }
     Ok(ClientReport {
         histogram,

@@ -164,6 +164,7 @@ async fn calls_without_or_beyond_their_credentials_are_refused_and_change_nothin
     let refused = reporting_ledger
         .create_transfers(v1::CreateTransfersRequest {
             transfers: vec![transfer],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -238,6 +239,7 @@ async fn calls_without_or_beyond_their_credentials_are_refused_and_change_nothin
     let refused = auditor_ledger
         .create_transfers(v1::CreateTransfersRequest {
             transfers: vec![transfer],
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -210,6 +210,7 @@ async fn bad_input_gets_precise_errors_and_the_server_stays_up() {
 
     let oversized = v1::CreateTransfersRequest {
         transfers: vec![v1::Transfer::default(); 8_191],
+        ..Default::default()
     };
     assert_eq!(
         code(&ledger.create_transfers(oversized).await.unwrap_err()),
@@ -255,6 +256,7 @@ async fn load(
         };
         let request = v1::CreateTransfersRequest {
             transfers: vec![transfer.into()],
+            ..Default::default()
         };
         match ledger.create_transfers(request).await {
             Ok(response) if response.get_ref().results.is_empty() => acknowledged.push(id),
@@ -285,7 +287,10 @@ async fn kill_9_under_load_loses_no_acknowledged_transfer_and_retries_apply_once
         .collect();
     assert!(
         ledger
-            .create_accounts(v1::CreateAccountsRequest { accounts })
+            .create_accounts(v1::CreateAccountsRequest {
+                accounts,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .get_ref()
@@ -355,7 +360,10 @@ async fn kill_9_under_load_loses_no_acknowledged_transfer_and_retries_apply_once
             })
             .collect();
         let response = ledger
-            .create_transfers(v1::CreateTransfersRequest { transfers })
+            .create_transfers(v1::CreateTransfersRequest {
+                transfers,
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert!(

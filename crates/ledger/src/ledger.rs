@@ -156,15 +156,23 @@ impl Ledger {
     /// shows as a latency spike on the batch that triggers it.
     pub fn with_capacity(accounts: usize, transfers: usize) -> Self {
         let mut ledger = Self::default();
-        ledger.accounts.reserve(accounts);
-        ledger.account_positions.reserve(accounts);
-        ledger.account_newest_transfer.reserve(accounts);
-        ledger.account_history.reserve(accounts);
-        ledger.transfers.reserve(transfers);
-        ledger.pending_status.reserve(transfers);
-        ledger.transfer_links.reserve(transfers);
-        ledger.transfer_slots.reserve(transfers);
+        ledger.reserve(accounts, transfers);
         ledger
+    }
+
+    /// Makes room for at least `accounts` accounts and `transfers` transfers in all,
+    /// so that no index grows (and rehashes) before then.
+    pub fn reserve(&mut self, accounts: usize, transfers: usize) {
+        let more_accounts = accounts.saturating_sub(self.accounts.len());
+        let more_transfers = transfers.saturating_sub(self.transfers.len());
+        self.accounts.reserve(more_accounts);
+        self.account_positions.reserve(more_accounts);
+        self.account_newest_transfer.reserve(more_accounts);
+        self.account_history.reserve(more_accounts);
+        self.transfers.reserve(more_transfers);
+        self.pending_status.reserve(more_transfers);
+        self.transfer_links.reserve(more_transfers);
+        self.transfer_slots.reserve(more_transfers);
     }
 
     /// The last timestamp the ledger used; the next batch must start after it.

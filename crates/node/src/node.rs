@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub snapshot_every_entries: u64,
     /// How often the sweeper looks for pending transfers past their deadline.
     pub sweep_interval: Duration,
+    /// Accounts and transfers the ledger makes room for at start (memory is reserved,
+    /// not touched): growing a large index later rehashes it at once, a latency spike.
+    pub ledger_capacity: (usize, usize),
 }
 
 impl NodeConfig {
@@ -43,6 +46,7 @@ impl NodeConfig {
             queue_requests_max: 8_192,
             snapshot_every_entries: 1_000,
             sweep_interval: Duration::from_millis(100),
+            ledger_capacity: (100_000, 10_000_000),
         }
     }
 }
@@ -131,7 +135,8 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
         prepare_data_dir(&config)?;
         let log_store = LogStore::open(&config.data_dir.join("raft.redb"))?;
-        let state_machine = StateMachine::open(&config.data_dir.join("snapshots"))?;
+        let state_machine =
+            StateMachine::open(&config.data_dir.join("snapshots"), config.ledger_capacity)?;
         let shared = state_machine.shared();
 
         let raft_config = Config {

@@ -86,14 +86,14 @@ fn snapshot_error(verb: ErrorVerb, error: impl std::fmt::Display) -> StorageErro
 impl StateMachine {
     /// Loads the latest snapshot in `snapshot_dir` (or starts empty); the log replays the
     /// rest. A damaged snapshot stops the start-up.
-    pub fn open(snapshot_dir: &Path) -> Result<Self, StateMachineError> {
+    pub fn open(snapshot_dir: &Path, capacity: (usize, usize)) -> Result<Self, StateMachineError> {
         let io = |source| StateMachineError::Io {
             path: snapshot_dir.display().to_string(),
             source,
         };
         std::fs::create_dir_all(snapshot_dir).map_err(io)?;
         let path = snapshot_dir.join(SNAPSHOT_FILE);
-        let (ledger, applied) = if path.exists() {
+        let (mut ledger, applied) = if path.exists() {
             let damaged = |reason: String| StateMachineError::DamagedSnapshot {
                 path: path.display().to_string(),
                 reason,
@@ -110,6 +110,7 @@ impl StateMachine {
         } else {
             (Ledger::new(), Applied::default())
         };
+        ledger.reserve(capacity.0, capacity.1);
         let (committed, _) = broadcast::channel(1024);
         let shared = Shared {
             ledger: RwLock::new(ledger),

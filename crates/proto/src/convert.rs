@@ -57,6 +57,12 @@ pub enum ConvertErrorKind {
     /// An account number that does not parse.
     #[error("{0}")]
     AccountNumber(AccountNumberError),
+    /// Packed records whose length is not a multiple of the record size.
+    #[error("{len} bytes are not a whole number of {record}-byte records")]
+    PackedLength { len: usize, record: usize },
+    /// Both the typed and the packed form of the events were given.
+    #[error("give the events either as messages or packed, not both")]
+    BothForms,
 }
 
 impl ConvertError {
@@ -94,6 +100,8 @@ impl ConvertError {
             ConvertErrorKind::TooManyEvents { .. } => "too_many_events",
             ConvertErrorKind::UnknownResultCode { .. } => "unknown_result_code",
             ConvertErrorKind::AccountNumber(error) => error.code(),
+            ConvertErrorKind::PackedLength { .. } => "packed_length",
+            ConvertErrorKind::BothForms => "both_forms",
         }
     }
 
@@ -105,7 +113,9 @@ impl ConvertError {
             ConvertErrorKind::OutOfRange { .. }
             | ConvertErrorKind::UnknownEnumValue { .. }
             | ConvertErrorKind::Missing
-            | ConvertErrorKind::UnknownResultCode { .. } => ErrorCode::InvalidArgument,
+            | ConvertErrorKind::UnknownResultCode { .. }
+            | ConvertErrorKind::PackedLength { .. }
+            | ConvertErrorKind::BothForms => ErrorCode::InvalidArgument,
         }
     }
 }
@@ -479,9 +489,40 @@ impl TryFrom<&v1::CreateTransferResult> for EventResult<CreateTransferResult> {
 // ------------------------------------------------------------------------ requests
 
 /// The accounts of a CreateAccounts request, checked for size and range.
+/// Splits packed 128-byte records, checking the length and the batch bound.
+fn packed_records<'a>(
+    field: &str,
+    bytes: &'a [u8],
+) -> Result<impl Iterator<Item = &'a [u8; ledger::RECORD_BYTES]>, ConvertError> {
+    let record = ledger::RECORD_BYTES;
+    if !bytes.len().is_multiple_of(record) {
+        return Err(ConvertError::new(
+            field,
+            ConvertErrorKind::PackedLength {
+                len: bytes.len(),
+                record,
+            },
+        ));
+    }
+    check_batch_len(field, bytes.len() / record)?;
+    Ok(bytes
+        .chunks_exact(record)
+        .filter_map(|chunk| chunk.try_into().ok()))
+}
+
 pub fn accounts_from_request(
     request: &v1::CreateAccountsRequest,
 ) -> Result<Vec<ledger::Account>, ConvertError> {
+    if !request.packed_accounts.is_empty() {
+        if !request.accounts.is_empty() {
+            return Err(ConvertError::new(
+                "packed_accounts",
+                ConvertErrorKind::BothForms,
+            ));
+        }
+        let records = packed_records("packed_accounts", &request.packed_accounts)?;
+        return Ok(records.map(ledger::Account::from_bytes).collect());
+    }
     check_batch_len("accounts", request.accounts.len())?;
     request
         .accounts
@@ -497,6 +538,16 @@ pub fn accounts_from_request(
 pub fn transfers_from_request(
     request: &v1::CreateTransfersRequest,
 ) -> Result<Vec<ledger::Transfer>, ConvertError> {
+    if !request.packed_transfers.is_empty() {
+        if !request.transfers.is_empty() {
+            return Err(ConvertError::new(
+                "packed_transfers",
+                ConvertErrorKind::BothForms,
+            ));
+        }
+        let records = packed_records("packed_transfers", &request.packed_transfers)?;
+        return Ok(records.map(ledger::Transfer::from_bytes).collect());
+    }
     check_batch_len("transfers", request.transfers.len())?;
     request
         .transfers

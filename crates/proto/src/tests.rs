@@ -119,6 +119,7 @@ fn a_full_batch_of_the_largest_events_fits_one_message() {
     };
     let request = v1::CreateTransfersRequest {
         transfers: vec![transfer.into(); BATCH_EVENTS_MAX],
+        ..Default::default()
     };
     let transfers = request.encoded_len();
     assert!(transfers < MAX_MESSAGE_BYTES / 2, "{transfers} bytes");

@@ -194,6 +194,7 @@ async fn batches_results_and_errors_over_the_wire() -> Result<(), Box<dyn std::e
     let response = client
         .create_accounts(v1::CreateAccountsRequest {
             accounts: vec![account(1, 0), account(2, 2)],
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -204,6 +205,7 @@ async fn batches_results_and_errors_over_the_wire() -> Result<(), Box<dyn std::e
     let response = client
         .create_transfers(v1::CreateTransfersRequest {
             transfers: vec![transfer(10, 1, 2, 5_000), transfer(11, 2, 1, 9_000)],
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -232,6 +234,7 @@ async fn batches_results_and_errors_over_the_wire() -> Result<(), Box<dyn std::e
     let status = client
         .create_transfers(v1::CreateTransfersRequest {
             transfers: vec![transfer(13, 1, 2, 1), bad],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -247,6 +250,7 @@ async fn batches_results_and_errors_over_the_wire() -> Result<(), Box<dyn std::e
     let status = client
         .create_transfers(v1::CreateTransfersRequest {
             transfers: vec![busy],
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -38,6 +38,8 @@ pub use config::{ConfigError, ServerConfig};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections whose TLS handshakes are in progress at once.
 const HANDSHAKES_MAX: usize = 1_024;
+const STREAM_WINDOW_BYTES: u32 = 8 << 20;
+const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
 /// Concurrent calls on one connection.
 const CALLS_PER_CONNECTION_MAX: usize = 1_024;
 
@@ -238,6 +240,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     });
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(CALLS_PER_CONNECTION_MAX)
+        // Windows that hold a whole batch: with HTTP/2's 64 KiB default a 1 MiB
+        // request crawls through dozens of window updates.
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(ledger)
         .add_service(banking)

@@ -182,7 +182,9 @@ impl ledger_server::Ledger for Toy {
         request: Request<v1::CreateTransfersRequest>,
     ) -> Result<Response<v1::CreateTransfersResponse>, Status> {
         let fault = self.0.enter(&request).await?;
-        lock(&self.0.transfer_batches).push(request.get_ref().transfers.len());
+        let events = request.get_ref().transfers.len()
+            + request.get_ref().packed_transfers.len() / corebank_ledger::RECORD_BYTES;
+        lock(&self.0.transfer_batches).push(events);
         self.0.transfer_arrivals.send_modify(|count| *count += 1);
         let mut gate = self.0.gate.subscribe();
         gate.wait_for(|open| *open)

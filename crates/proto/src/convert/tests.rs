@@ -300,6 +300,7 @@ fn consistency_is_checked() {
 fn batch_errors_name_the_event() {
     let mut request = v1::CreateTransfersRequest {
         transfers: vec![v1::Transfer::default(); 3],
+        ..Default::default()
     };
     request.transfers[2].flags = 1 << 16;
     let error = transfers_from_request(&request).unwrap_err();
@@ -311,6 +312,7 @@ fn batch_errors_name_the_event() {
 
     let mut request = v1::CreateAccountsRequest {
         accounts: vec![v1::Account::default(); 2],
+        ..Default::default()
     };
     request.accounts[1].code = u32::MAX;
     assert_eq!(
@@ -325,6 +327,7 @@ fn batch_errors_name_the_event() {
 fn batches_are_limited_to_8190_events() {
     let request = v1::CreateTransfersRequest {
         transfers: vec![v1::Transfer::default(); BATCH_EVENTS_MAX],
+        ..Default::default()
     };
     assert_eq!(
         transfers_from_request(&request).map(|t| t.len()),
@@ -332,6 +335,7 @@ fn batches_are_limited_to_8190_events() {
     );
     let request = v1::CreateTransfersRequest {
         transfers: vec![v1::Transfer::default(); BATCH_EVENTS_MAX + 1],
+        ..Default::default()
     };
     let error = transfers_from_request(&request).unwrap_err();
     assert_eq!(error.code(), ErrorCode::TooManyEvents);
@@ -345,6 +349,7 @@ fn batches_are_limited_to_8190_events() {
     );
     let request = v1::CreateAccountsRequest {
         accounts: vec![v1::Account::default(); BATCH_EVENTS_MAX + 1],
+        ..Default::default()
     };
     assert_eq!(
         accounts_from_request(&request).unwrap_err().code(),

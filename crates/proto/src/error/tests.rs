@@ -158,6 +158,7 @@ fn convert_errors_become_invalid_argument() {
             code: 70_000,
             ..Default::default()
         }],
+        ..Default::default()
     })
     .unwrap_err();
     let api = ApiError::from(error);
