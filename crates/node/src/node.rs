@@ -46,7 +46,7 @@ impl NodeConfig {
             queue_requests_max: 8_192,
             snapshot_every_entries: 1_000,
             sweep_interval: Duration::from_millis(100),
-            ledger_capacity: (100_000, 10_000_000),
+            ledger_capacity: (100_000, 1_000_000),
         }
     }
 }
