@@ -67,10 +67,9 @@ pub(crate) fn endpoint_uri(config: &ClientConfig) -> Result<String, ClientError>
     Ok(uri)
 }
 
-/// Connects: TCP (and TLS 1.3 for `https`), HTTP/2, within the connect timeout.
-pub(crate) async fn connect(config: &ClientConfig) -> Result<Channel, ClientError> {
-    let uri = endpoint_uri(config)?;
-    let mut endpoint = Endpoint::from_shared(uri.clone())
+/// The HTTP/2 endpoint settings for `uri`.
+fn endpoint_for(uri: &str, config: &ClientConfig) -> Result<Endpoint, ClientError> {
+    let mut endpoint = Endpoint::from_shared(uri.to_owned())
         .map_err(|error| ClientError::Config {
             field: "endpoint",
             message: format!("{uri}: {error}"),
@@ -86,6 +85,13 @@ pub(crate) async fn connect(config: &ClientConfig) -> Result<Channel, ClientErro
             .http2_keep_alive_interval(interval)
             .keep_alive_while_idle(true);
     }
+    Ok(endpoint)
+}
+
+/// Connects: TCP (and TLS 1.3 for `https`), HTTP/2, within the connect timeout.
+pub(crate) async fn connect(config: &ClientConfig) -> Result<Channel, ClientError> {
+    let uri = endpoint_uri(config)?;
+    let endpoint = endpoint_for(&uri, config)?;
     let result = match &config.tls {
         None => endpoint.connect().await,
         Some(tls) => {
@@ -114,10 +120,22 @@ pub(crate) async fn connect(config: &ClientConfig) -> Result<Channel, ClientErro
                 config: Arc::new(client_config),
                 server_name,
             };
-            endpoint.connect_with_connector(connector).await
+            // Our connector does TLS itself; tonic is given the same address as plain
+            // `http`, or (when built with its own TLS feature, as in a workspace that
+            // also builds the server) it refuses an `https` URI on a custom connector.
+            let plain = endpoint_for(&plain_twin(endpoint.uri()), config)?;
+            plain.connect_with_connector(connector).await
         }
     };
     result.map_err(|error| connect_error(&uri, &error))
+}
+
+/// `https://host[:port]/path` as `http://host:port/path` (443 when no port was given).
+fn plain_twin(uri: &Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    let port = uri.port_u16().unwrap_or(443);
+    let path = uri.path_and_query().map_or("", |p| p.as_str());
+    format!("http://{host}:{port}{path}")
 }
 
 /// The host of a URI, without the brackets of an IPv6 address.

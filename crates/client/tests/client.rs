@@ -639,7 +639,10 @@ async fn tls_with_the_ca_and_a_client_certificate() -> TestResult {
     assert_eq!(client.lookup_accounts(&[7]).await?.len(), 1);
     // Every call presented the client certificate (a retry under load may add calls).
     let seen = toy::lock(&state.peer_names).clone();
-    assert!(seen.len() >= 2 && seen.iter().all(|name| name == "teller"), "{seen:?}");
+    assert!(
+        seen.len() >= 2 && seen.iter().all(|name| name == "teller"),
+        "{seen:?}"
+    );
 
     // The CA alone (a client that would authenticate with an API key), checking
     // the certificate against the name `localhost`.
