@@ -189,6 +189,43 @@ impl BankingService {
         })
     }
 
+    /// Cash in or out at the counter, against the branch's vault in the account's currency.
+    async fn cash_movement(
+        &self,
+        operation: Operation,
+        account_number: &str,
+        amount: &str,
+        key: &str,
+        reference: &str,
+    ) -> Result<v1::TransferReceipt, Status> {
+        check_reference(reference)?;
+        let (number, account, currency) = self.customer("account_number", account_number).await?;
+        let amount = currency
+            .parse_positive_amount(amount)
+            .map_err(|e| errors::status(errors::banking(&e.into()).with_field("amount")))?;
+        let id = self.id_for(operation, key)?;
+        let transfer = if operation == Operation::Deposit {
+            self.branch.deposit(id, &account, amount)
+        } else {
+            self.branch.withdraw(id, &account, amount)
+        };
+        let outcome = self.submit(vec![transfer]).await?;
+        let (debit, credit) = (
+            self.label(transfer.debit_account_id),
+            self.label(transfer.credit_account_id),
+        );
+        debug_assert!(debit == number.to_string() || credit == number.to_string());
+        self.receipt(
+            &transfer,
+            outcome,
+            currency,
+            0,
+            reference,
+            (&debit, &credit),
+        )
+        .await
+    }
+
     async fn hold_receipt(
         &self,
         hold_id: u128,
@@ -312,25 +349,13 @@ impl banking_server::Banking for BankingService {
     ) -> Result<Response<v1::TransferReceipt>, Status> {
         self.gate.check(&request, Scope::Transfer)?;
         let body = request.get_ref();
-        check_reference(&body.reference)?;
-        let (number, account, currency) = self
-            .customer("account_number", &body.account_number)
-            .await?;
-        let amount = currency
-            .parse_positive_amount(&body.amount)
-            .map_err(|e| errors::status(errors::banking(&e.into()).with_field("amount")))?;
-        let id = self.id_for(Operation::Deposit, &body.idempotency_key)?;
-        let transfer = self.branch.deposit(id, &account, amount);
-        let outcome = self.submit(vec![transfer]).await?;
-        let cash = self.label(transfer.debit_account_id);
         let receipt = self
-            .receipt(
-                &transfer,
-                outcome,
-                currency,
-                0,
+            .cash_movement(
+                Operation::Deposit,
+                &body.account_number,
+                &body.amount,
+                &body.idempotency_key,
                 &body.reference,
-                (&cash, &number.to_string()),
             )
             .await?;
         Ok(Response::new(receipt))
@@ -342,25 +367,13 @@ impl banking_server::Banking for BankingService {
     ) -> Result<Response<v1::TransferReceipt>, Status> {
         self.gate.check(&request, Scope::Transfer)?;
         let body = request.get_ref();
-        check_reference(&body.reference)?;
-        let (number, account, currency) = self
-            .customer("account_number", &body.account_number)
-            .await?;
-        let amount = currency
-            .parse_positive_amount(&body.amount)
-            .map_err(|e| errors::status(errors::banking(&e.into()).with_field("amount")))?;
-        let id = self.id_for(Operation::Withdraw, &body.idempotency_key)?;
-        let transfer = self.branch.withdraw(id, &account, amount);
-        let outcome = self.submit(vec![transfer]).await?;
-        let cash = self.label(transfer.credit_account_id);
         let receipt = self
-            .receipt(
-                &transfer,
-                outcome,
-                currency,
-                0,
+            .cash_movement(
+                Operation::Withdraw,
+                &body.account_number,
+                &body.amount,
+                &body.idempotency_key,
                 &body.reference,
-                (&number.to_string(), &cash),
             )
             .await?;
         Ok(Response::new(receipt))
