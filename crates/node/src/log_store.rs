@@ -75,8 +75,8 @@ fn encode_entry(entry: &Entry) -> Result<Vec<u8>, bincode::error::EncodeError> {
     Ok(record)
 }
 
-/// Decodes a record, checking its checksum and that it holds the entry it is filed under.
-fn decode_entry(index: u64, record: &[u8]) -> Result<Entry, String> {
+/// The payload of a record whose hash matches it.
+fn checked_payload(record: &[u8]) -> Result<&[u8], String> {
     if record.len() < CHECKSUM_BYTES {
         return Err("the record is shorter than its checksum".into());
     }
@@ -84,6 +84,12 @@ fn decode_entry(index: u64, record: &[u8]) -> Result<Entry, String> {
     if blake3::hash(payload).as_bytes() != checksum {
         return Err("checksum mismatch".into());
     }
+    Ok(payload)
+}
+
+/// Decodes a record, checking its checksum and that it holds the entry it is filed under.
+fn decode_entry(index: u64, record: &[u8]) -> Result<Entry, String> {
+    let payload = checked_payload(record)?;
     let (entry, read): (Entry, usize) =
         bincode::serde::decode_from_slice(payload, bincode::config::standard())
             .map_err(|error| format!("undecodable record: {error}"))?;
@@ -141,7 +147,9 @@ impl LogStore {
         for row in table.iter().map_err(|e| storage(e.into()))? {
             let (key, value) = row.map_err(|e| storage(e.into()))?;
             let index = key.value();
-            decode_entry(index, value.value())
+            // The hash proves the bytes are the ones written; decoding (and the check
+            // that the record holds entry `index`) happens on every read, replay included.
+            checked_payload(value.value())
                 .map_err(|reason| LogStoreError::Damaged { index, reason })?;
             if let Some(previous) = previous
                 && index != previous + 1
