@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use corebank_ledger::{Account, AccountFlags, Transfer};
 use corebank_proto::v1::{self, ledger_client::LedgerClient};
+use corebank_workload::Rng;
 use hdrhistogram::Histogram;
 use tonic::transport::Channel;
 
@@ -53,22 +54,6 @@ pub struct NodeBenchArgs {
     /// Where the node's temporary data directory goes (default: the system's temp dir).
     #[arg(long)]
     pub data_parent: Option<std::path::PathBuf>,
-}
-
-/// splitmix64: a seeded generator for account pairs (no dependency needed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 struct ClientReport {
@@ -183,7 +168,7 @@ async fn run_client(
     // The generator moves between this task and a blocking thread that builds the next
     // request while the current one is in flight (one request in flight at a time).
     let mut generator = (
-        Rng(u64::from(client) + 1),
+        Rng::new(u64::from(client) + 1),
         base + (u128::from(client) + 1) * (1u128 << 48),
     );
     let mut current = make_batch(&args, base, &mut generator.0, &mut generator.1);

@@ -234,11 +234,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let room = usize::try_from(args.max_events - totals.tally.events()).unwrap_or(usize::MAX);
         let batch = workload.next_batch(batch_size.min(room));
         let count = batch.len();
-        let results = match runtime.block_on(node.submit(Request::CreateTransfers(batch))) {
-            Ok(RequestOutcome::Transfers { results, .. }) => results,
-            Ok(other) => anyhow::bail!("unexpected answer {other:?}"),
-            Err(error) if error.code() == "busy_retry" => continue,
-            Err(error) => return Err(error.into()),
+        // The workload has counted these events as sent: a busy node gets the same batch
+        // again (ids are idempotent), never a skipped one.
+        let results = loop {
+            match runtime.block_on(node.submit(Request::CreateTransfers(batch.clone()))) {
+                Ok(RequestOutcome::Transfers { results, .. }) => break results,
+                Ok(other) => anyhow::bail!("unexpected answer {other:?}"),
+                Err(error) if error.code() == "busy_retry" => std::thread::yield_now(),
+                Err(error) => return Err(error.into()),
+            }
         };
         workload.observe(&results);
         totals.tally.record(count, &results);

@@ -198,6 +198,32 @@ async fn bad_input_gets_precise_errors_and_the_server_stays_up() {
         assert_eq!(code(&status), expected, "{request:?}: {status:?}");
         assert!(!status.message().is_empty());
     }
+    // The branch's EUR cash account (serial 100) is not a customer account.
+    let cash = "XC21CORE00010000000100";
+    assert_eq!(
+        code(
+            &banking
+                .deposit(deposit(cash, "1.00", ""))
+                .await
+                .unwrap_err()
+        ),
+        ErrorCode::AccountNotFound
+    );
+    banking
+        .deposit(deposit(&alice, "10.00", "funds"))
+        .await
+        .unwrap();
+    let to_self = banking
+        .transfer(transfer(&alice, &alice, "1.00", "self"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&to_self), ErrorCode::InvalidArgument);
+    let dollars = open(&mut banking, "bob", "USD").await;
+    let across = banking
+        .transfer(transfer(&alice, &dollars, "1.00", "fx"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&across), ErrorCode::CurrencyMismatch);
     let unknown = v1::OpenAccountRequest {
         customer_id: "c".into(),
         currency: "XYZ".into(),
@@ -226,7 +252,11 @@ async fn bad_input_gets_precise_errors_and_the_server_stays_up() {
         let _ = socket.write_all(garbage);
         drop(socket);
     }
-    assert_eq!(balance(&mut banking, &alice).await.posted, "0.00");
+    assert_eq!(
+        balance(&mut banking, &alice).await.posted,
+        "10.00",
+        "refused calls changed nothing"
+    );
     node.stop();
 }
 

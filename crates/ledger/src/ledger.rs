@@ -181,13 +181,19 @@ impl Ledger {
     }
 
     pub fn stats(&self) -> LedgerStats {
-        let count =
-            |wanted: PendingStatus| self.pending_status.iter().filter(|s| **s == wanted).count();
+        let (mut pending_transfers, mut expired_transfers) = (0, 0);
+        for status in &self.pending_status {
+            match status {
+                PendingStatus::Pending => pending_transfers += 1,
+                PendingStatus::Expired => expired_transfers += 1,
+                PendingStatus::None | PendingStatus::Posted | PendingStatus::Voided => {}
+            }
+        }
         LedgerStats {
             accounts: self.accounts.len(),
             transfers: self.transfers.len(),
-            pending_transfers: count(PendingStatus::Pending),
-            expired_transfers: count(PendingStatus::Expired),
+            pending_transfers,
+            expired_transfers,
             burnt_ids: self.burnt.len(),
             history_entries: self.account_history.iter().map(Vec::len).sum(),
         }
