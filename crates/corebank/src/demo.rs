@@ -382,12 +382,12 @@ fn report(
     line("  conservation per currency (sums over all accounts)".to_owned());
     let mut balanced = true;
     for (ledger_id, t) in ledger.totals_by_ledger() {
-        let currency = Currency::from_ledger(ledger_id);
+        let currency = Currency::from_numeric(ledger_id).ok();
         let name = currency.map_or_else(
             || format!("ledger {ledger_id}"),
             |c| format!("{} ({ledger_id})", c.alpha),
         );
-        let exponent = currency.map_or(2, |c| c.exponent);
+        let exponent = currency.map_or(2, |c| u32::from(c.exponent));
         let amount = |v: u128| format_minor_units(v, exponent);
         let verdict = |a: u128, b: u128| if a == b { "ok" } else { "MISMATCH" };
         balanced &= t.is_conserved();

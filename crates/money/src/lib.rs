@@ -20,21 +20,24 @@ pub struct Currency {
 }
 
 macro_rules! currencies {
-    ($( $alpha:literal $numeric:literal $exponent:literal $slot:literal ),* $(,)?) => {
+    ($( $alpha:ident $numeric:literal $exponent:literal $slot:literal ),* $(,)?) => {
+        #[allow(missing_docs)]
+        impl Currency {
+            $( pub const $alpha: Currency = Currency { alpha: stringify!($alpha), numeric: $numeric, exponent: $exponent, slot: $slot }; )*
+        }
+
         /// The currencies the bank supports.
-        pub const CURRENCIES: &[Currency] = &[
-            $( Currency { alpha: $alpha, numeric: $numeric, exponent: $exponent, slot: $slot }, )*
-        ];
+        pub const CURRENCIES: &[Currency] = &[ $( Currency::$alpha, )* ];
     };
 }
 
 currencies! {
-    "EUR" 978 2 0, "USD" 840 2 1, "GBP" 826 2 2, "CHF" 756 2 3, "JPY" 392 0 4,
-    "SEK" 752 2 5, "NOK" 578 2 6, "DKK" 208 2 7, "PLN" 985 2 8, "CZK" 203 2 9,
-    "HUF" 348 2 10, "RON" 946 2 11, "CAD" 124 2 12, "AUD" 36 2 13, "NZD" 554 2 14,
-    "SGD" 702 2 15, "HKD" 344 2 16, "CNY" 156 2 17, "INR" 356 2 18, "BRL" 986 2 19,
-    "MXN" 484 2 20, "ZAR" 710 2 21, "TRY" 949 2 22, "KRW" 410 0 23, "ISK" 352 0 24,
-    "KWD" 414 3 25, "BHD" 48 3 26, "OMR" 512 3 27, "JOD" 400 3 28, "AED" 784 2 29,
+    EUR 978 2 0, USD 840 2 1, GBP 826 2 2, CHF 756 2 3, JPY 392 0 4,
+    SEK 752 2 5, NOK 578 2 6, DKK 208 2 7, PLN 985 2 8, CZK 203 2 9,
+    HUF 348 2 10, RON 946 2 11, CAD 124 2 12, AUD 36 2 13, NZD 554 2 14,
+    SGD 702 2 15, HKD 344 2 16, CNY 156 2 17, INR 356 2 18, BRL 986 2 19,
+    MXN 484 2 20, ZAR 710 2 21, TRY 949 2 22, KRW 410 0 23, ISK 352 0 24,
+    KWD 414 3 25, BHD 48 3 26, OMR 512 3 27, JOD 400 3 28, AED 784 2 29,
 }
 
 impl Currency {

@@ -152,68 +152,13 @@ impl InternalAccount {
     }
 }
 
-/// A currency: its ledger number (ISO 4217 numeric) and minor-unit exponent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Currency {
-    /// The ledger: ISO 4217 numeric code.
-    pub ledger: u32,
-    /// ISO 4217 alphabetic code.
-    pub alpha: &'static str,
-    /// Minor units per major unit are `10^exponent` (2 for EUR: cents).
-    pub exponent: u32,
-}
+/// Currencies come from `corebank-money` (ISO 4217: the number is the ledger).
+pub use corebank_money::Currency;
 
-impl Currency {
-    pub const EUR: Self = Self {
-        ledger: 978,
-        alpha: "EUR",
-        exponent: 2,
-    };
-    pub const USD: Self = Self {
-        ledger: 840,
-        alpha: "USD",
-        exponent: 2,
-    };
-    pub const GBP: Self = Self {
-        ledger: 826,
-        alpha: "GBP",
-        exponent: 2,
-    };
-    pub const CHF: Self = Self {
-        ledger: 756,
-        alpha: "CHF",
-        exponent: 2,
-    };
-    pub const JPY: Self = Self {
-        ledger: 392,
-        alpha: "JPY",
-        exponent: 0,
-    };
-
-    /// The currencies this crate knows by name.
-    pub const KNOWN: [Self; 5] = [Self::EUR, Self::USD, Self::GBP, Self::CHF, Self::JPY];
-
-    /// A known currency by ledger number.
-    pub fn from_ledger(ledger: u32) -> Option<Self> {
-        Self::KNOWN.into_iter().find(|c| c.ledger == ledger)
-    }
-
-    /// A known currency by alphabetic code (case-insensitive).
-    pub fn from_alpha(alpha: &str) -> Option<Self> {
-        Self::KNOWN
-            .into_iter()
-            .find(|c| c.alpha.eq_ignore_ascii_case(alpha))
-    }
-
-    /// Minor units in one major unit (`10^exponent`), or `None` past `u128`.
-    pub const fn unit(self) -> Option<u128> {
-        10u128.checked_pow(self.exponent)
-    }
-
-    /// `amount` minor units as a decimal string with digit grouping: `1,234.56`.
-    pub fn format(self, amount: u128) -> String {
-        format_minor_units(amount, self.exponent)
-    }
+/// `amount` minor units of `currency` for people to read, with digit grouping:
+/// `1,234.56`.
+pub fn display_amount(currency: Currency, amount: u128) -> String {
+    format_minor_units(amount, u32::from(currency.exponent))
 }
 
 /// Digits of `value` grouped by thousands: `1234567` → `"1,234,567"`.
@@ -284,7 +229,7 @@ mod tests {
         assert_eq!(format_minor_units(100_000_000, 2), "1,000,000.00");
         assert_eq!(format_minor_units(1_234, 0), "1,234");
         assert_eq!(format_minor_units(1_234, 3), "1.234");
-        assert_eq!(Currency::EUR.format(u128::MAX).len(), 52);
+        assert_eq!(display_amount(Currency::EUR, u128::MAX).len(), 52);
         assert_eq!(group_digits(999), "999");
         assert_eq!(group_digits(1_000), "1,000");
         assert_eq!(format_minor_units(7, 40), format!("0.{:040}", 7));
@@ -292,10 +237,10 @@ mod tests {
 
     #[test]
     fn currencies_by_code() {
-        assert_eq!(Currency::from_ledger(978), Some(Currency::EUR));
-        assert_eq!(Currency::from_alpha("gbp"), Some(Currency::GBP));
-        assert_eq!(Currency::from_alpha("XXX"), None);
-        assert_eq!(Currency::JPY.unit(), Some(1));
+        assert_eq!(Currency::from_numeric(978), Ok(Currency::EUR));
+        assert_eq!(Currency::from_alpha("gbp"), Ok(Currency::GBP));
+        assert!(Currency::from_alpha("XXX").is_err());
+        assert_eq!(Currency::JPY.minor_per_major(), 1);
         assert_eq!(account_code::name(account_code::SAVINGS), "savings");
         assert_eq!(transfer_code::name(transfer_code::SALARY), "salary");
     }

@@ -40,7 +40,7 @@ impl FlatBank {
         let mut accounts = Vec::with_capacity(self.customers.len() + 1);
         accounts.push(Account {
             id: self.funding,
-            ledger: self.currency.ledger,
+            ledger: self.currency.numeric,
             code: account_code::CASH,
             ..Account::default()
         });
@@ -52,7 +52,7 @@ impl FlatBank {
             };
             accounts.push(Account {
                 id: *id,
-                ledger: self.currency.ledger,
+                ledger: self.currency.numeric,
                 code: account_code::CURRENT,
                 flags,
                 ..Account::default()
@@ -72,7 +72,7 @@ impl FlatBank {
                 debit_account_id: self.funding,
                 credit_account_id: *customer,
                 amount,
-                ledger: self.currency.ledger,
+                ledger: self.currency.numeric,
                 code: transfer_code::DEPOSIT,
                 ..Transfer::default()
             })
@@ -105,7 +105,7 @@ impl FlatBank {
                     debit_account_id: self.customers[debit],
                     credit_account_id: self.customers[credit],
                     amount: rng.amount_between(1, max_amount.max(1)),
-                    ledger: self.currency.ledger,
+                    ledger: self.currency.numeric,
                     code: transfer_code::PAYMENT,
                     ..Transfer::default()
                 }

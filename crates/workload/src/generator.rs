@@ -388,7 +388,7 @@ impl Workload {
         let units = config
             .currencies
             .iter()
-            .map(|c| c.unit().unwrap_or(1))
+            .map(|c| c.minor_per_major())
             .collect();
         let mut rng = Rng::with_stream(config.seed, 0xBA4C);
         let mut customers = Vec::new();
@@ -415,7 +415,7 @@ impl Workload {
                 } else {
                     None
                 };
-                let unit = config.currencies[currency as usize].unit().unwrap_or(1);
+                let unit = config.currencies[currency as usize].minor_per_major();
                 let salary = u128::from(rng.between(1_500, 6_000)) * unit;
                 let history = rng.chance(config.history_per_mille);
                 customers.push(Customer {
@@ -483,7 +483,7 @@ impl Workload {
                     if let Some(id) = kind.id(branch, index) {
                         accounts.push(Account {
                             id,
-                            ledger: currency.ledger,
+                            ledger: currency.numeric,
                             code: kind.code(),
                             user_data_32: u32::from(branch),
                             ..Account::default()
@@ -492,7 +492,7 @@ impl Workload {
                 }
             }
             while let Some(customer) = customers.next_if(|c| c.branch == branch) {
-                let ledger = self.config.currencies[customer.currency as usize].ledger;
+                let ledger = self.config.currencies[customer.currency as usize].numeric;
                 let mut flags = AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS;
                 if customer.history {
                     flags.insert(AccountFlags::HISTORY);
@@ -696,7 +696,7 @@ impl Workload {
             debit_account_id: debit,
             credit_account_id: credit,
             amount,
-            ledger: self.config.currencies[currency as usize].ledger,
+            ledger: self.config.currencies[currency as usize].numeric,
             code,
             ..Transfer::default()
         }
@@ -1158,12 +1158,12 @@ fn validate(config: &WorkloadConfig) -> Result<(), ConfigError> {
         return Err(ConfigError::TooManyCurrencies);
     }
     for (i, currency) in config.currencies.iter().enumerate() {
-        if currency.ledger == 0
+        if currency.numeric == 0
             || config.currencies[..i]
                 .iter()
-                .any(|c| c.ledger == currency.ledger)
+                .any(|c| c.numeric == currency.numeric)
         {
-            return Err(ConfigError::BadCurrency(currency.ledger));
+            return Err(ConfigError::BadCurrency(currency.numeric));
         }
         if currency.exponent > 18 {
             return Err(ConfigError::ExponentTooLarge(currency.alpha));
@@ -1292,7 +1292,7 @@ mod tests {
             .config()
             .currencies
             .iter()
-            .map(|c| c.ledger)
+            .map(|c| c.numeric)
             .collect();
         for event in batches.iter().flatten() {
             let resolves = event.flags.intersects(
