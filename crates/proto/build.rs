@@ -10,6 +10,8 @@ const PROTOS: &[&str] = &[
     "proto/corebank/v1/banking.proto",
     "proto/corebank/v1/events.proto",
     "proto/corebank/v1/errors.proto",
+    "proto/corebank/v1/cluster.proto",
+    "proto/corebank/v1/registry.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

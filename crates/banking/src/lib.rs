@@ -12,9 +12,30 @@
 //! | 100 + slot | cash (vault) in the currency with that slot | 1 |
 //! | 200 + slot | fee income | 2 |
 //! | 300 + slot | holds in settlement (credit side of card-style holds) | 3 |
-//! | 1000 and up | customer accounts (current: code 10, savings: code 11) | 10, 11 |
+//! | 1000 to 8 999 999 999 | customer accounts (current: code 10, savings: code 11) | 10, 11 |
+//! | 9 000 000 000 + other branch * 100 + slot | clearing account for the other branch | 20 |
 //!
 //! where `slot` is the currency's fixed slot in [`corebank_money::CURRENCIES`].
+//!
+//! Customer serials stop below [`CLEARING_SERIAL_BASE`]: [`Branch::customer_account`]
+//! refuses any serial outside [`FIRST_CUSTOMER_SERIAL`]`..=`[`CUSTOMER_SERIAL_MAX`], so
+//! whatever allocates customer serials runs out (`customer_serials_exhausted`) before
+//! it can reach a clearing account.
+//!
+//! ## Clearing accounts
+//!
+//! A branch keeps, per other branch and currency, one clearing account: the branch's
+//! position towards the other branch in that currency. A cross-branch transfer
+//! (crate `corebank-clearing`) credits the source branch's clearing account for the
+//! destination ([`transfer_code::CROSS_BRANCH_OUT`], pending, then posted) and debits
+//! the destination branch's clearing account for the source
+//! ([`transfer_code::CROSS_BRANCH_IN`]). So `clearing_A(B).credits_posted` is what A
+//! sent to B and `clearing_A(B).debits_posted` is what A received from B; the two
+//! accounts of a pair mirror each other. Clearing accounts have no balance-limit flags
+//! (a position may go either way) and keep their balance history. Their serial
+//! `9_000_000_000 + other * 100 + slot` is a valid account number of the owning branch,
+//! so the id routes like any other; [`clearing_counterparty`] reads the other branch and
+//! the currency back from an id.
 
 use corebank_account_number::{
     AccountNumber, AccountNumberError, BankPrefix, BranchCode, FIRST_CUSTOMER_SERIAL,
@@ -29,6 +50,9 @@ pub mod account_code {
     pub const HOLDS_IN_SETTLEMENT: u16 = 3;
     pub const CURRENT: u16 = 10;
     pub const SAVINGS: u16 = 11;
+    /// A clearing account: the branch's position towards another branch in one
+    /// currency (see [`clearing_account`](super::clearing_account)).
+    pub const CLEARING: u16 = 20;
 }
 
 /// Transfer codes: why money moved.
@@ -38,6 +62,15 @@ pub mod transfer_code {
     pub const PAYMENT: u16 = 3;
     pub const HOLD: u16 = 4;
     pub const FEE: u16 = 7;
+    /// The source leg of a cross-branch transfer: a pending transfer from the customer
+    /// to the source branch's clearing account for the destination branch. Its post and
+    /// its void are sent with code 0 and so are stored with this code too (the ledger
+    /// gives a post or void the code of its pending transfer); they are told apart by
+    /// their `post_pending_transfer` / `void_pending_transfer` flag.
+    pub const CROSS_BRANCH_OUT: u16 = 20;
+    /// The destination leg of a cross-branch transfer: posted, from the destination
+    /// branch's clearing account for the source branch to the beneficiary.
+    pub const CROSS_BRANCH_IN: u16 = 21;
 
     /// A short description of a transfer code, for statements.
     pub const fn describe(code: u16) -> &'static str {
@@ -47,9 +80,79 @@ pub mod transfer_code {
             PAYMENT => "payment",
             HOLD => "hold",
             FEE => "fee",
+            CROSS_BRANCH_OUT => "payment to another branch",
+            CROSS_BRANCH_IN => "payment from another branch",
             _ => "transfer",
         }
     }
+}
+
+/// The first serial of the clearing accounts: `9_000_000_000`. Customer serials stay
+/// below it (at most [`CUSTOMER_SERIAL_MAX`]).
+pub const CLEARING_SERIAL_BASE: u64 = 9_000_000_000;
+
+/// The largest serial a customer account may have.
+pub const CUSTOMER_SERIAL_MAX: u64 = CLEARING_SERIAL_BASE - 1;
+
+// The clearing range fits the ten-digit serials and lies above every customer serial.
+const _: () = assert!(
+    CLEARING_SERIAL_BASE + BranchCode::MAX.get() as u64 * 100 + 99
+        <= corebank_account_number::SERIAL_MAX
+);
+const _: () = assert!(FIRST_CUSTOMER_SERIAL < CUSTOMER_SERIAL_MAX);
+
+/// The currency with this slot, if one has it.
+fn currency_of_slot(slot: u64) -> Option<Currency> {
+    corebank_money::CURRENCIES
+        .iter()
+        .find(|currency| u64::from(currency.slot) == slot)
+        .copied()
+}
+
+/// The serial of `own`'s clearing account for `other` in `currency`:
+/// `9_000_000_000 + other * 100 + slot`.
+pub fn clearing_serial(other: BranchCode, currency: Currency) -> u64 {
+    CLEARING_SERIAL_BASE + u64::from(other.get()) * 100 + u64::from(currency.slot)
+}
+
+/// The ledger id of `own`'s clearing account for `other` in `currency`.
+///
+/// `own == other` gives an id too, but no such account is ever created: transfers
+/// inside one branch do not go through clearing.
+pub fn clearing_account_id(own: BranchCode, other: BranchCode, currency: Currency) -> u128 {
+    // The serial is at most 9_000_999_999 (asserted above): always a valid serial.
+    corebank_account_number::account_id(own, clearing_serial(other, currency)).unwrap_or(0)
+}
+
+/// The account to create at `own` for its position towards `other` in `currency`:
+/// code [`account_code::CLEARING`], no balance-limit flags, balance history on,
+/// `user_data_32` = the other branch's code (for queries).
+pub fn clearing_account(own: BranchCode, other: BranchCode, currency: Currency) -> Account {
+    Account {
+        id: clearing_account_id(own, other, currency),
+        user_data_32: u32::from(other.get()),
+        ledger: currency.numeric,
+        code: account_code::CLEARING,
+        flags: AccountFlags::HISTORY,
+        ..Default::default()
+    }
+}
+
+/// The other branch and the currency of a clearing account id (its owner is
+/// [`corebank_account_number::branch_of_account_id`]); `None` when `id` is not a
+/// clearing account id.
+pub fn clearing_counterparty(id: u128) -> Option<(BranchCode, Currency)> {
+    let (_, serial) = corebank_account_number::split_account_id(id)?;
+    let offset = serial.checked_sub(CLEARING_SERIAL_BASE)?;
+    let other = u16::try_from(offset / 100).ok()?;
+    let other = BranchCode::new(other).ok()?;
+    let currency = currency_of_slot(offset % 100)?;
+    Some((other, currency))
+}
+
+/// Is `serial` one a customer account may have?
+pub const fn is_customer_serial(serial: u64) -> bool {
+    FIRST_CUSTOMER_SERIAL <= serial && serial <= CUSTOMER_SERIAL_MAX
 }
 
 /// The branch's internal accounts, one of each per currency.
@@ -315,6 +418,18 @@ impl Branch {
         corebank_account_number::account_id(self.code, account.serial(currency)).unwrap_or(0)
     }
 
+    /// The clearing accounts of this branch towards each of `others` (this branch
+    /// itself skipped), for every supported currency.
+    pub fn clearing_accounts(&self, others: &[BranchCode]) -> Vec<Account> {
+        let mut accounts = Vec::new();
+        for other in others.iter().filter(|other| **other != self.code) {
+            for currency in corebank_money::CURRENCIES {
+                accounts.push(clearing_account(self.code, *other, *currency));
+            }
+        }
+        accounts
+    }
+
     /// Every internal account of the branch, for every supported currency.
     pub fn internal_accounts(&self) -> Vec<Account> {
         let mut accounts = Vec::new();
@@ -333,6 +448,10 @@ impl Branch {
 
     /// A new customer account: it can never be overdrawn and keeps its balance history
     /// (for statements with running balances).
+    ///
+    /// The serial must lie in `FIRST_CUSTOMER_SERIAL..=CUSTOMER_SERIAL_MAX`; below are
+    /// the internal accounts and above the clearing accounts, so a serial outside is
+    /// refused (`customer_serials_exhausted`) rather than ever colliding with them.
     pub fn customer_account(
         &self,
         serial: u64,
@@ -340,7 +459,9 @@ impl Branch {
         currency: Currency,
         product: Product,
     ) -> Result<Account, BankingError> {
-        debug_assert!(serial >= FIRST_CUSTOMER_SERIAL);
+        if !is_customer_serial(serial) {
+            return Err(BankingError::Refused("customer_serials_exhausted"));
+        }
         let id = corebank_account_number::account_id(self.code, serial)?;
         Ok(Account {
             id,
@@ -786,5 +907,110 @@ mod tests {
         assert_eq!(ids.len(), accounts.len());
         let (_, serial) = corebank_account_number::split_account_id(*ids.last().unwrap()).unwrap();
         assert!(serial < FIRST_CUSTOMER_SERIAL);
+    }
+
+    #[test]
+    fn clearing_ids_are_account_numbers_of_the_owner_and_parse_back() {
+        let one = BranchCode::new(1).unwrap();
+        let far = BranchCode::new(9_999).unwrap();
+        for currency in corebank_money::CURRENCIES {
+            for (own, other) in [(one, far), (far, one), (BranchCode::new(0).unwrap(), one)] {
+                let id = clearing_account_id(own, other, *currency);
+                let (branch, serial) = corebank_account_number::split_account_id(id).unwrap();
+                assert_eq!(branch, own);
+                assert!(serial >= CLEARING_SERIAL_BASE && !is_customer_serial(serial));
+                assert_eq!(clearing_counterparty(id), Some((other, *currency)));
+                // A valid, printable account number of the owning branch.
+                let number = Branch::new(own).account_number(id).unwrap();
+                assert_eq!(number.branch(), own);
+                assert_eq!(number.account_id(), id);
+            }
+        }
+        assert_eq!(
+            clearing_account_id(one, BranchCode::new(2).unwrap(), eur()),
+            10_000_000_000 + 9_000_000_200
+        );
+        // Not clearing ids: internal and customer accounts, and unused slots.
+        let branch = branch();
+        for account in branch.internal_accounts() {
+            assert_eq!(clearing_counterparty(account.id), None);
+        }
+        let last_customer = corebank_account_number::account_id(one, CUSTOMER_SERIAL_MAX).unwrap();
+        assert_eq!(clearing_counterparty(last_customer), None);
+        let unused_slot =
+            corebank_account_number::account_id(one, CLEARING_SERIAL_BASE + 99).unwrap();
+        assert_eq!(clearing_counterparty(unused_slot), None);
+        let beyond = corebank_account_number::account_id(one, 9_999_999_999).unwrap();
+        assert_eq!(clearing_counterparty(beyond), None);
+        assert_eq!(clearing_counterparty(u128::MAX), None);
+    }
+
+    #[test]
+    fn clearing_accounts_have_no_limits_keep_history_and_take_cross_branch_legs() {
+        let one = BranchCode::new(1).unwrap();
+        let two = BranchCode::new(2).unwrap();
+        let account = clearing_account(one, two, eur());
+        assert_eq!(account.code, account_code::CLEARING);
+        assert_eq!(account.ledger, eur().numeric);
+        assert_eq!(account.flags, AccountFlags::HISTORY);
+        assert_eq!(account.user_data_32, 2);
+        let accounts = Branch::new(one).clearing_accounts(&[one, two]);
+        assert_eq!(accounts.len(), corebank_money::CURRENCIES.len());
+        assert!(
+            accounts
+                .iter()
+                .all(|a| clearing_counterparty(a.id).unwrap().0 == two)
+        );
+        // Distinct from each other and from the internal accounts.
+        let mut ids: Vec<u128> = accounts.iter().map(|a| a.id).collect();
+        ids.extend(Branch::new(one).internal_accounts().iter().map(|a| a.id));
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
+        // The position may go either way: a clearing account can be debited from zero.
+        let (mut ledger, alice, _) = bank();
+        assert_eq!(ledger.create_accounts(2_000, &[account]).unwrap(), vec![]);
+        let incoming = money_move(
+            7,
+            account.id,
+            alice.id,
+            500,
+            eur().numeric,
+            transfer_code::CROSS_BRANCH_IN,
+        );
+        assert_eq!(apply(&mut ledger, &[incoming]), None);
+        assert_eq!(ledger.account(account.id).unwrap().debits_posted, 500);
+        assert_eq!(
+            transfer_code::describe(transfer_code::CROSS_BRANCH_IN),
+            "payment from another branch"
+        );
+    }
+
+    #[test]
+    fn customer_serials_never_reach_the_clearing_range() {
+        let branch = branch();
+        let tag = customer_tag("alice").unwrap();
+        assert!(
+            branch
+                .customer_account(CUSTOMER_SERIAL_MAX, tag, eur(), Product::Current)
+                .is_ok()
+        );
+        for serial in [
+            0,
+            999,
+            CLEARING_SERIAL_BASE,
+            CLEARING_SERIAL_BASE + 200,
+            9_999_999_999,
+        ] {
+            let error = branch
+                .customer_account(serial, tag, eur(), Product::Current)
+                .unwrap_err();
+            assert_eq!(
+                error.code(),
+                "customer_serials_exhausted",
+                "serial {serial}"
+            );
+        }
     }
 }

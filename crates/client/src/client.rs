@@ -10,25 +10,26 @@ use corebank_ledger::{
 };
 use corebank_proto::convert::ConvertError;
 use corebank_proto::v1::banking_client::BankingClient;
+use corebank_proto::v1::cluster_client::ClusterClient;
 use corebank_proto::v1::events_client::EventsClient;
 use corebank_proto::v1::ledger_client::LedgerClient;
 use corebank_proto::{BATCH_EVENTS_MAX, MAX_MESSAGE_BYTES, v1};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 use crate::batch::{BatchStats, Batcher, forgive_exists};
 use crate::config::ClientConfig;
-use crate::connect::{self, Auth};
+use crate::connect::Auth;
 use crate::error::ClientError;
 use crate::retry::{self, Repeat, Success, Timing};
+use crate::route::{Route, RoutedChannel};
 
-/// The channel every call goes over: HTTP/2 (over TLS 1.3 for `https`), with the
-/// API key added to each call.
-pub type AuthChannel = InterceptedService<Channel, Auth>;
+/// The channel every call goes over: HTTP/2 (over TLS 1.3 for `https`) to the
+/// replica in use, with the API key added to each call.
+pub type AuthChannel = InterceptedService<RoutedChannel, Auth>;
 
 /// What the client shares with its background tasks.
 pub(crate) struct Core {
-    pub(crate) endpoint: String,
+    pub(crate) route: Arc<Route>,
     pub(crate) channel: AuthChannel,
     pub(crate) timing: Timing,
     pub(crate) consistency: v1::ReadConsistency,
@@ -50,7 +51,7 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("endpoint", &self.core.endpoint)
+            .field("endpoint", &self.core.route.endpoint())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -65,6 +66,15 @@ pub struct ClientStats {
     pub accounts: BatchStats,
 }
 
+/// Connects a raw channel as [`Client::connect`] does (TLS 1.3 when configured, the
+/// API key on every call), for other services on the same node or on the registry
+/// (their generated stubs over this channel). No batching, retries or timeouts.
+pub async fn connect_channel(config: &ClientConfig) -> Result<AuthChannel, ClientError> {
+    let auth = Auth::new(config)?;
+    let route = Route::connect(config).await?;
+    Ok(InterceptedService::new(route.routed(), auth))
+}
+
 impl Client {
     /// Connects to the node (TCP, TLS 1.3 when configured, HTTP/2) within the
     /// connect timeout, and starts the batching tasks on the current Tokio runtime.
@@ -75,11 +85,10 @@ impl Client {
     /// [`ClientError::Transport`] when the node cannot be reached.
     pub async fn connect(config: ClientConfig) -> Result<Self, ClientError> {
         let auth = Auth::new(&config)?;
-        let endpoint = connect::endpoint_uri(&config)?;
-        let channel = connect::connect(&config).await?;
+        let route = Route::connect(&config).await?;
         let core = Arc::new(Core {
-            endpoint,
-            channel: InterceptedService::new(channel, auth),
+            channel: InterceptedService::new(route.routed(), auth),
+            route,
             timing: Timing {
                 request_timeout: config.request_timeout,
                 total_timeout: config.total_timeout,
@@ -87,7 +96,7 @@ impl Client {
             },
             consistency: config.read_consistency,
         });
-        tracing::debug!(endpoint = %core.endpoint, tls = config.tls.is_some(), "connected");
+        tracing::debug!(endpoint = %core.route.endpoint(), tls = config.tls.is_some(), "connected");
         Ok(Self {
             transfers: Arc::new(Batcher::start(core.clone(), config.batch)),
             accounts: Arc::new(Batcher::start(core.clone(), config.batch)),
@@ -95,9 +104,9 @@ impl Client {
         })
     }
 
-    /// The endpoint, as connected to (with its scheme).
-    pub fn endpoint(&self) -> &str {
-        &self.core.endpoint
+    /// The endpoint in use (with its scheme): the replica the client last moved to.
+    pub fn endpoint(&self) -> String {
+        self.core.route.endpoint()
     }
 
     /// What the batchers have done so far.
@@ -122,6 +131,12 @@ impl Client {
     /// The generated Events client over this connection (API key included).
     pub fn events_stub(&self) -> EventsClient<AuthChannel> {
         self.core.events()
+    }
+
+    /// The generated Cluster client (replica status and membership) over this
+    /// connection (API key included). No retries, no timeouts.
+    pub fn cluster_stub(&self) -> ClusterClient<AuthChannel> {
+        ClusterClient::new(self.core.channel.clone())
     }
 
     pub(crate) fn core(&self) -> &Arc<Core> {
@@ -348,7 +363,7 @@ impl Core {
         F: Fn(C, tonic::Request<Q>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<S>, tonic::Status>>,
     {
-        retry::run(what, &self.endpoint, self.timing, repeat, |timeout| {
+        retry::run(what, &self.route, self.timing, repeat, |timeout| {
             let mut request = tonic::Request::new(message.clone());
             request.set_timeout(timeout);
             call(stub.clone(), request)

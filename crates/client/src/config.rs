@@ -22,7 +22,10 @@ pub struct ClientConfig {
     /// The node's address: `https://host:port` (needs [`tls`](Self::tls)) or
     /// `http://host:port` (plain text, only for a node started with `--insecure`,
     /// which listens on the loopback interface). Without a scheme, `https://` is
-    /// assumed when `tls` is set and `http://` otherwise.
+    /// assumed when `tls` is set and `http://` otherwise. The replicas of a
+    /// branch may be listed separated by commas: the client uses the first that
+    /// answers, moves to the leader when a replica answers `not_leader`, and to
+    /// another listed replica when the connection breaks.
     pub endpoint: String,
     /// TLS 1.3 settings; required for an `https://` endpoint.
     pub tls: Option<TlsSettings>,

@@ -19,9 +19,36 @@ use tonic::transport::{Channel, Endpoint};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 
-/// The endpoint as configured, with its scheme made explicit.
+/// The endpoint as configured (the first of a list), with its scheme made explicit.
+#[cfg(test)]
 pub(crate) fn endpoint_uri(config: &ClientConfig) -> Result<String, ClientError> {
-    let raw = config.endpoint.trim();
+    let list = endpoint_list(config)?;
+    list.into_iter().next().ok_or_else(|| ClientError::Config {
+        field: "endpoint",
+        message: "no endpoint given".into(),
+    })
+}
+
+/// Every configured endpoint (the `endpoint` setting may list the replicas of a
+/// branch separated by commas), with schemes made explicit.
+pub(crate) fn endpoint_list(config: &ClientConfig) -> Result<Vec<String>, ClientError> {
+    let list: Vec<String> = config
+        .endpoint
+        .split(',')
+        .map(str::trim)
+        .filter(|raw| !raw.is_empty())
+        .map(|raw| one_endpoint_uri(raw, config))
+        .collect::<Result<_, _>>()?;
+    if list.is_empty() {
+        return Err(ClientError::Config {
+            field: "endpoint",
+            message: "no endpoint given".into(),
+        });
+    }
+    Ok(list)
+}
+
+fn one_endpoint_uri(raw: &str, config: &ClientConfig) -> Result<String, ClientError> {
     let uri = if raw.contains("://") {
         raw.to_owned()
     } else if config.tls.is_some() {
@@ -88,9 +115,10 @@ fn endpoint_for(uri: &str, config: &ClientConfig) -> Result<Endpoint, ClientErro
     Ok(endpoint)
 }
 
-/// Connects: TCP (and TLS 1.3 for `https`), HTTP/2, within the connect timeout.
-pub(crate) async fn connect(config: &ClientConfig) -> Result<Channel, ClientError> {
-    let uri = endpoint_uri(config)?;
+/// Connects to `uri` (one of [`endpoint_list`]): TCP (and TLS 1.3 for `https`),
+/// HTTP/2, within the connect timeout.
+pub(crate) async fn connect_to(uri: &str, config: &ClientConfig) -> Result<Channel, ClientError> {
+    let uri = uri.to_owned();
     let endpoint = endpoint_for(&uri, config)?;
     let result = match &config.tls {
         None => endpoint.connect().await,
@@ -324,6 +352,14 @@ mod tests {
         ));
         assert!(endpoint_uri(&ClientConfig::new("ftp://x:1")).is_err());
         assert!(endpoint_uri(&ClientConfig::new("http://")).is_err());
+        assert_eq!(
+            endpoint_list(&ClientConfig::new("127.0.0.1:8080, 127.0.0.1:8081,")).ok(),
+            Some(vec![
+                "http://127.0.0.1:8080".to_owned(),
+                "http://127.0.0.1:8081".to_owned()
+            ])
+        );
+        assert!(endpoint_list(&ClientConfig::new(" , ")).is_err());
         assert_eq!(host_of(&Uri::from_static("https://[::1]:8080")), "::1");
     }
 

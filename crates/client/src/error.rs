@@ -186,9 +186,12 @@ pub(crate) fn classify(status: &tonic::Status, endpoint: &str) -> (ClientError, 
     if let Some(error) = ApiError::from_status(status) {
         let failure = match error.code {
             ErrorCode::BusyRetry | ErrorCode::Unavailable => Failure::NothingApplied,
-            // Another replica leads: asking this one again helps only while no
-            // leader is known (an election); otherwise the caller must go there.
-            ErrorCode::NotLeader if error.leader.is_none() => Failure::NothingApplied,
+            // The replica lost the lead while the request was being committed: the
+            // new leader may or may not have committed it.
+            ErrorCode::NotLeader if error.reason == "outcome_unknown" => Failure::OutcomeUnknown,
+            // Refused before anything was proposed: retry (on the leader it names,
+            // or on this replica once an election has made one).
+            ErrorCode::NotLeader => Failure::NothingApplied,
             _ => Failure::Final,
         };
         let error = match error.code {
@@ -266,7 +269,11 @@ mod tests {
         let unknown_leader = ApiError::not_leader(None).to_status();
         assert_eq!(classify(&unknown_leader, "e").1, Failure::NothingApplied);
         let known_leader = ApiError::not_leader(Some("10.0.0.2:8080".into())).to_status();
-        assert_eq!(classify(&known_leader, "e").1, Failure::Final);
+        assert_eq!(classify(&known_leader, "e").1, Failure::NothingApplied);
+        let lost_lead = ApiError::not_leader(Some("10.0.0.2:8080".into()))
+            .with_reason("outcome_unknown")
+            .to_status();
+        assert_eq!(classify(&lost_lead, "e").1, Failure::OutcomeUnknown);
         let internal = ApiError::from_code(ErrorCode::Internal).to_status();
         let (error, failure) = classify(&internal, "e");
         assert_eq!(failure, Failure::Final);

@@ -95,11 +95,11 @@ async fn next(mut state: State) -> Option<(Result<v1::Event, ClientError>, State
                 return Some((Ok(event), state));
             }
             Ok(None) => ClientError::Transport {
-                endpoint: state.core.endpoint.clone(),
+                endpoint: state.core.route.endpoint(),
                 detail: "the node ended the event stream".into(),
             },
             Err(status) => {
-                let (error, failure) = classify(&status, &state.core.endpoint);
+                let (error, failure) = classify(&status, &state.core.route.endpoint());
                 let too_slow = error
                     .api_error()
                     .is_some_and(|e| e.code == ErrorCode::SubscriberTooSlow);
@@ -123,7 +123,7 @@ async fn next(mut state: State) -> Option<(Result<v1::Event, ClientError>, State
             .saturating_mul(1 << exponent)
             .min(policy.max_backoff);
         tracing::debug!(
-            endpoint = %state.core.endpoint,
+            endpoint = %state.core.route.endpoint(),
             position = state.position,
             code = error.code(),
             "event stream broke; subscribing again"
@@ -138,7 +138,7 @@ async fn open(core: &Core, position: u64) -> Result<tonic::Streaming<v1::Event>,
     let stub = core.events();
     let success = retry::run(
         "Subscribe",
-        &core.endpoint,
+        &core.route,
         core.timing,
         Repeat::Safe,
         |_: Duration| {

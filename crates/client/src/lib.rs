@@ -75,14 +75,16 @@ mod connect;
 mod error;
 mod events;
 mod retry;
+mod route;
 
 pub use batch::BatchStats;
-pub use client::{AuthChannel, Client, ClientStats};
+pub use client::{AuthChannel, Client, ClientStats, connect_channel};
 pub use config::{BatchPolicy, ClientConfig, RetryPolicy, TlsSettings};
 pub use connect::Auth;
 pub use error::ClientError;
 pub use events::EventStream;
 pub use retry::new_idempotency_key;
+pub use route::RoutedChannel;
 
 /// Re-exported: the API's messages and error model, and the ledger's types.
 pub use corebank_ledger as ledger;

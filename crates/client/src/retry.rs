@@ -8,6 +8,8 @@ use tokio::time::Instant;
 
 use crate::config::RetryPolicy;
 use crate::error::{ClientError, Failure, classify};
+use crate::route::Route;
+use corebank_proto::ErrorCode;
 
 /// Whether repeating a call can apply something twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +44,7 @@ pub(crate) struct Timing {
 /// it succeeds or retrying is pointless or unsafe.
 pub(crate) async fn run<T, F, Fut>(
     what: &'static str,
-    endpoint: &str,
+    route: &Route,
     timing: Timing,
     repeat: Repeat,
     mut attempt: F,
@@ -58,6 +60,9 @@ where
     let mut attempts = 0_u32;
     loop {
         attempts += 1;
+        let generation = route.generation();
+        let endpoint = route.endpoint();
+        let endpoint = endpoint.as_str();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let per_attempt = timing.request_timeout.min(remaining);
         let (error, failure) = if per_attempt.is_zero() {
@@ -102,6 +107,17 @@ where
         if failure == Failure::OutcomeUnknown {
             after_unknown_outcome = true;
         }
+        // Another replica leads: go there. A broken connection: try another replica.
+        let moved = match &error {
+            ClientError::Api(api) if api.code == ErrorCode::NotLeader => match &api.leader {
+                Some(leader) => route.follow_leader(leader, generation).await,
+                None => false,
+            },
+            ClientError::Transport { .. } | ClientError::Timeout { .. } => {
+                route.fail_over(generation).await
+            }
+            _ => false,
+        };
         let retry = match failure {
             Failure::Final => false,
             Failure::NothingApplied => true,
@@ -109,6 +125,10 @@ where
         };
         if !retry || attempts >= max_attempts {
             return Err(error);
+        }
+        if moved {
+            tracing::debug!(call = what, to = %route.endpoint(), "retrying on another replica");
+            continue;
         }
         let pause = jittered(backoff, timing.retries.jitter);
         if Instant::now() + pause >= deadline {

@@ -120,6 +120,31 @@ enum ClientCommand {
     LookupAccount(LookupArgs),
     /// Ledger transfers by id (decimal); unknown ones are listed as not found.
     LookupTransfer(LookupArgs),
+    /// The branch's replicas as the replica at --server sees them: leader, members,
+    /// log and applied indexes, state digest.
+    ClusterStatus,
+    /// Add a replica to the branch (admin): started with --join, it catches up, then votes.
+    AddReplica(AddReplicaArgs),
+    /// Remove a replica from the branch (admin). To replace a dead replica: add the new
+    /// one, then remove the dead one.
+    RemoveReplica(RemoveReplicaArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AddReplicaArgs {
+    /// The new replica's node id (unique in the branch, never reused).
+    #[arg(long, value_name = "ID")]
+    node_id: u64,
+    /// The new replica's gRPC address as the others dial it (its --advertise).
+    #[arg(long, value_name = "HOST:PORT")]
+    address: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct RemoveReplicaArgs {
+    /// The node id of the replica to remove.
+    #[arg(long, value_name = "ID")]
+    node_id: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -384,12 +409,12 @@ pub fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let outcome = runtime.block_on(async move {
         let config = client_config(&args.connection)?;
         // Nothing was sent before the connection stood: never an unknown outcome.
-        let client = Client::connect(config).await.map_err(|error| {
+        let client = Client::connect(config.clone()).await.map_err(|error| {
             let mut failure = Failure::from(error);
             failure.outcome_unknown = false;
             failure
         })?;
-        execute(&client, args.command).await
+        execute(&client, &config, args.command).await
     });
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (`| head`) is not worth a panic.
@@ -498,7 +523,11 @@ fn client_config(args: &ConnectionArgs) -> Result<ClientConfig, Failure> {
 
 // ------------------------------------------------------------------ commands
 
-async fn execute(client: &Client, command: ClientCommand) -> Result<Output, Failure> {
+async fn execute(
+    client: &Client,
+    config: &ClientConfig,
+    command: ClientCommand,
+) -> Result<Output, Failure> {
     match command {
         ClientCommand::OpenAccount(args) => open_account(client, args).await,
         ClientCommand::Deposit(args) => {
@@ -571,7 +600,147 @@ async fn execute(client: &Client, command: ClientCommand) -> Result<Output, Fail
         }
         ClientCommand::LookupAccount(args) => lookup_accounts(client, &args.ids).await,
         ClientCommand::LookupTransfer(args) => lookup_transfers(client, &args.ids).await,
+        ClientCommand::ClusterStatus => {
+            let status = client
+                .cluster_stub()
+                .status(v1::ClusterStatusRequest {})
+                .await
+                .map_err(status_failure)?;
+            Ok(cluster_output(&status.into_inner()))
+        }
+        ClientCommand::AddReplica(args) => {
+            let request = v1::AddReplicaRequest {
+                node_id: args.node_id,
+                address: args.address,
+            };
+            let status = on_leader(client, config, |mut stub| {
+                let request = request.clone();
+                async move { stub.add_replica(request).await }
+            })
+            .await?;
+            Ok(cluster_output(&status))
+        }
+        ClientCommand::RemoveReplica(args) => {
+            let request = v1::RemoveReplicaRequest {
+                node_id: args.node_id,
+            };
+            let status = on_leader(client, config, |mut stub| async move {
+                stub.remove_replica(request).await
+            })
+            .await?;
+            Ok(cluster_output(&status))
+        }
     }
+}
+
+fn status_failure(status: tonic::Status) -> Failure {
+    match corebank_client::ApiError::from_status(&status) {
+        Some(api) => {
+            let mut failure = Failure::new(api.code.as_str(), api.message.clone());
+            failure.reason = api.reason;
+            failure.field = api.field;
+            failure.leader = api.leader;
+            failure
+        }
+        None => Failure::new("rpc", format!("{} ({:?})", status.message(), status.code())),
+    }
+}
+
+/// A membership change goes to the leader: when the replica asked names another, the
+/// call is made there.
+async fn on_leader<F, Fut>(
+    client: &Client,
+    config: &ClientConfig,
+    call: F,
+) -> Result<v1::ClusterStatus, Failure>
+where
+    F: Fn(v1::cluster_client::ClusterClient<corebank_client::AuthChannel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<v1::ClusterStatus>, tonic::Status>>,
+{
+    match call(client.cluster_stub()).await {
+        Ok(response) => Ok(response.into_inner()),
+        Err(status) => {
+            let failure = status_failure(status);
+            let Some(leader) = failure
+                .leader
+                .clone()
+                .filter(|_| failure.code == "not_leader")
+            else {
+                return Err(failure);
+            };
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let mut there = config.clone();
+            there.endpoint = format!("{scheme}://{leader}");
+            let leader_client = Client::connect(there).await?;
+            call(leader_client.cluster_stub())
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(status_failure)
+        }
+    }
+}
+
+fn cluster_output(status: &v1::ClusterStatus) -> Output {
+    let members: Vec<Value> = status
+        .members
+        .iter()
+        .map(|member| {
+            json!({
+                "node_id": member.node_id,
+                "address": member.address,
+                "voter": member.voter,
+                "matched_index": member.matched_index,
+            })
+        })
+        .collect();
+    let json = json!({
+        "branch": format!("{:04}", status.branch),
+        "node_id": status.node_id,
+        "role": status.role,
+        "term": status.term,
+        "leader_id": status.leader_id,
+        "leader_address": non_empty(&status.leader_address),
+        "last_log_index": status.last_log_index,
+        "last_applied_index": status.last_applied_index,
+        "state_digest": status.state_digest,
+        "members": members,
+    });
+    let mut text = format!(
+        "branch {:04}, replica {} ({}), term {}, leader {}\nlog index {}, applied {}, digest {}\n\n",
+        status.branch,
+        status.node_id,
+        status.role,
+        status.term,
+        status.leader_id.map_or_else(
+            || "unknown".to_owned(),
+            |id| format!("{id} at {}", status.leader_address)
+        ),
+        status.last_log_index,
+        status.last_applied_index,
+        status.state_digest,
+    );
+    let mut table = Table::new(&[
+        ("node", Align::Right),
+        ("address", Align::Left),
+        ("role", Align::Left),
+        ("matched index", Align::Right),
+    ]);
+    for member in &status.members {
+        table.row(vec![
+            member.node_id.to_string(),
+            member.address.clone(),
+            if member.voter { "voter" } else { "learner" }.to_owned(),
+            member
+                .matched_index
+                .map_or_else(|| "-".to_owned(), |index| index.to_string()),
+        ]);
+    }
+    text.push_str(&table.render());
+    Output { json, text }
 }
 
 fn key_or_new(key: Option<String>) -> String {

@@ -8,6 +8,7 @@ mod client;
 mod demo;
 mod keys;
 mod node;
+mod reconcile;
 mod replay;
 
 use clap::{Parser, Subcommand};
@@ -37,8 +38,10 @@ enum Command {
     /// Make, list and revoke API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Talk to a branch node: banking operations and ledger lookups.
+    /// Talk to a branch node: banking operations, ledger lookups, replicas.
     Client(client::ClientArgs),
+    /// Check the clearing accounts between branches and the bank-wide balance.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Certs(args) => certs::run(args),
         Command::Keys(command) => keys::run(command),
         Command::Client(args) => client::run(args),
+        Command::Reconcile(args) => reconcile::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -12,9 +12,16 @@ use corebank_server::ServerConfig;
     corebank node --branch 0001 --data-dir ./data/0001 --listen 127.0.0.1:8080 --admin 127.0.0.1:9180 --insecure\n  \
     corebank node --branch 0001 --data-dir /var/lib/corebank/0001 --listen 0.0.0.0:8080 \\\n      \
     --tls-cert certs/node.pem --tls-key certs/node-key.pem --tls-ca certs/ca.pem --api-keys keys.json\n\n\
+    A branch of three replicas (run one line on each machine; the same --member list on all):\n  \
+    corebank node --branch 0001 --data-dir /var/lib/corebank/0001 --listen 0.0.0.0:8080 \\\n      \
+    --advertise 10.0.0.1:8080 --node-id 1 --member 1=10.0.0.1:8080,2=10.0.0.2:8080,3=10.0.0.3:8080 \\\n      \
+    --tls-cert certs/node1.pem --tls-key certs/node1-key.pem --tls-ca certs/ca.pem\n\
+    Replicas authenticate each other with their node certificates (mutual TLS, admin scope),\n\
+    or with the API key in COREBANK_PEER_API_KEY. Runbook: docs/operations.md.\n\n\
     Settings may also come from a TOML file (--config); flags override it. Keys: branch, data_dir,\n\
     listen, admin, tls_cert, tls_key, tls_ca, insecure, api_keys, queue_requests_max,\n\
-    snapshot_every_entries. Logs are JSON lines on stderr (RUST_LOG sets the level).")]
+    snapshot_every_entries, node_id, members (list of \"ID=HOST:PORT\"), join, advertise,\n\
+    log_entries_kept_after_snapshot, routes (list of \"BRANCH=HOST:PORT\"). Logs are JSON lines on stderr (RUST_LOG sets the level).")]
 pub struct NodeArgs {
     /// A TOML configuration file.
     #[arg(long)]
@@ -52,6 +59,32 @@ pub struct NodeArgs {
     /// Log entries between snapshots.
     #[arg(long)]
     pub snapshot_every_entries: Option<u64>,
+    /// This replica's node id within the branch (from 1; unique, never reused) [default: 1].
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<u64>,
+    /// The founding replicas of the branch, ID=HOST:PORT each (this one included), the same
+    /// list on each of them; repeat the flag or separate with commas. Without it the branch
+    /// has this one replica (more can be added later with `corebank client add-replica`).
+    #[arg(long = "member", value_name = "ID=HOST:PORT", value_delimiter = ',')]
+    pub members: Vec<String>,
+    /// Start empty and wait to be added to a running branch by its leader
+    /// (`corebank client add-replica --node-id ID --address HOST:PORT`).
+    #[arg(long)]
+    pub join: bool,
+    /// The address other replicas and clients dial for this one [default: --listen].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Log entries kept behind each snapshot for replicas catching up [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub log_entries_kept_after_snapshot: Option<u64>,
+    /// Where another branch is, for transfers to its customers: BRANCH=HOST:PORT, one per
+    /// replica of that branch; repeat the flag or separate with commas.
+    #[arg(long = "route", value_name = "BRANCH=HOST:PORT", value_delimiter = ',')]
+    pub routes: Vec<String>,
+    /// Fault tests only: SIGUSR1 cuts this replica off from its peers (a network
+    /// partition, both directions), SIGUSR2 heals it.
+    #[arg(long)]
+    pub fault_injection: bool,
 }
 
 fn parse_branch(text: &str) -> anyhow::Result<u16> {
@@ -63,7 +96,7 @@ fn parse_branch(text: &str) -> anyhow::Result<u16> {
     Ok(text.parse()?)
 }
 
-fn config(args: NodeArgs) -> anyhow::Result<ServerConfig> {
+fn config(args: &NodeArgs) -> anyhow::Result<ServerConfig> {
     let mut config = match &args.config {
         Some(path) => ServerConfig::from_toml_file(path)?,
         None => {
@@ -86,42 +119,73 @@ fn config(args: NodeArgs) -> anyhow::Result<ServerConfig> {
     if let Some(branch) = &args.branch {
         config.branch = parse_branch(branch)?;
     }
-    if let Some(dir) = args.data_dir {
+    if let Some(dir) = args.data_dir.clone() {
         config.data_dir = dir;
     }
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
     config.admin = args.admin.or(config.admin);
-    config.tls_cert = args.tls_cert.or(config.tls_cert);
-    config.tls_key = args.tls_key.or(config.tls_key);
-    config.tls_ca = args.tls_ca.or(config.tls_ca);
+    config.tls_cert = args.tls_cert.clone().or(config.tls_cert);
+    config.tls_key = args.tls_key.clone().or(config.tls_key);
+    config.tls_ca = args.tls_ca.clone().or(config.tls_ca);
     config.insecure |= args.insecure;
-    config.api_keys = args.api_keys.or(config.api_keys);
+    config.api_keys = args.api_keys.clone().or(config.api_keys);
     if let Some(queue) = args.queue_requests_max {
         config.queue_requests_max = queue;
     }
     if let Some(every) = args.snapshot_every_entries {
         config.snapshot_every_entries = every;
     }
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    if !args.members.is_empty() {
+        config.members.clone_from(&args.members);
+    }
+    config.join |= args.join;
+    if !args.routes.is_empty() {
+        config.routes.clone_from(&args.routes);
+    }
+    if let Some(kept) = args.log_entries_kept_after_snapshot {
+        config.log_entries_kept_after_snapshot = kept;
+    }
+    config.advertise = args.advertise.clone().or(config.advertise);
+    // Peers that take API keys: the key this replica presents (never from a file or a flag,
+    // so that it shows neither in `ps` nor in a configuration committed somewhere).
+    if let Ok(key) = std::env::var("COREBANK_PEER_API_KEY")
+        && !key.is_empty()
+    {
+        config.peer_api_key = Some(corebank_security::Secret::new(key));
+    }
     config.validate()?;
     Ok(config)
 }
 
 /// Waits for Ctrl-C or SIGTERM; SIGHUP reloads the API key file meanwhile.
-async fn serve_until_stopped(server: &corebank_server::RunningServer) {
+async fn serve_until_stopped(server: &corebank_server::RunningServer, fault_injection: bool) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut terminate), Ok(mut hangup)) = (
+        let (Ok(mut terminate), Ok(mut hangup), Ok(mut isolate), Ok(mut heal)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
         ) else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };
         loop {
             tokio::select! {
+                _ = isolate.recv() => if fault_injection {
+                    tracing::warn!("fault injection: isolated from the other replicas");
+                    server.isolate(true);
+                },
+                _ = heal.recv() => if fault_injection {
+                    tracing::warn!("fault injection: reconnected to the other replicas");
+                    server.isolate(false);
+                },
                 _ = tokio::signal::ctrl_c() => return,
                 _ = terminate.recv() => return,
                 _ = hangup.recv() => match server.reload_api_keys() {
@@ -134,13 +198,14 @@ async fn serve_until_stopped(server: &corebank_server::RunningServer) {
     }
     #[cfg(not(unix))]
     {
-        let _ = server;
+        let _ = (server, fault_injection);
         let _ = tokio::signal::ctrl_c().await;
     }
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    let config = config(args)?;
+    let config = config(&args)?;
+    let fault_injection = args.fault_injection;
     tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)
@@ -163,11 +228,12 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
         }
         let branch = config.branch;
+        let node_id = config.node_id;
         let data_dir = config.data_dir.display().to_string();
         let tls = !config.insecure;
         let server = corebank_server::start(config).await?;
         // Machine-readable start-up lines (tests and scripts read the bound ports here).
-        println!("corebank node: branch {branch:04} data {data_dir}");
+        println!("corebank node: branch {branch:04} data {data_dir} node-id {node_id}");
         println!(
             "listening grpc {} ({})",
             server.grpc_addr(),
@@ -178,7 +244,12 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         }
         println!("ready");
         tracing::info!(branch, grpc = %server.grpc_addr(), "branch node ready");
-        serve_until_stopped(&server).await;
+        if fault_injection {
+            eprintln!(
+                "!! FAULT INJECTION enabled: SIGUSR1 isolates this replica, SIGUSR2 heals it."
+            );
+        }
+        serve_until_stopped(&server, fault_injection).await;
         tracing::info!("stopping");
         server.shutdown().await;
         Ok::<_, anyhow::Error>(())

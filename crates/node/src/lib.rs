@@ -13,10 +13,15 @@ mod network;
 mod node;
 pub mod pipeline;
 mod state_machine;
-mod types;
+pub mod types;
 
 pub use command::{Command, Request, RequestOutcome};
 pub use log_store::LogStoreError;
-pub use node::{Node, NodeConfig, NodeError, ReadError};
+pub use node::{ClusterView, Member, MembershipError, Node, NodeConfig, NodeError, ReadError};
 pub use pipeline::SubmitError;
 pub use state_machine::StateMachineError;
+pub use types::TypeConfig;
+
+/// The Raft library, for the network between replicas (implemented over gRPC by the
+/// server crate).
+pub use openraft;

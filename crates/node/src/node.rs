@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corebank_ledger::Ledger;
-use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use openraft::error::ClientWriteError;
+use openraft::network::RaftNetworkFactory;
+use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tokio::task::JoinHandle;
 
 use crate::command::{Request, RequestOutcome};
@@ -14,7 +16,7 @@ use crate::log_store::{LogStore, LogStoreError};
 use crate::network::SingleMemberNetwork;
 use crate::pipeline::{Pipeline, SubmitError};
 use crate::state_machine::{Shared, StateMachine, StateMachineError};
-use crate::types::Raft;
+use crate::types::{Raft, TypeConfig};
 
 /// The on-disk layout version, written to `DATA_VERSION` in the data directory.
 const DATA_VERSION: &str = "corebank-branch-data 1";
@@ -24,8 +26,18 @@ const DATA_VERSION: &str = "corebank-branch-data 1";
 pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub node_id: u64,
-    /// Where peers would reach this replica (recorded in the membership).
+    /// Where peers and clients reach this replica (recorded in the membership).
     pub advertise_addr: String,
+    /// The group's voters when it is first formed: node id → address. Empty: this
+    /// replica alone. Every founding replica is given the same map (it is written as
+    /// the first log entry on each; Raft's vote then picks one leader).
+    pub initial_members: BTreeMap<u64, String>,
+    /// Start empty and wait to be added by the leader (`add_replica`) instead of
+    /// forming a group.
+    pub join: bool,
+    /// Log entries kept behind a snapshot, so that a replica that was briefly away
+    /// catches up from the log rather than receiving a whole snapshot.
+    pub log_entries_kept_after_snapshot: u64,
     /// Requests the write queue holds before callers are told to retry.
     pub queue_requests_max: usize,
     /// Log entries between snapshots; the log is compacted behind each snapshot.
@@ -43,6 +55,9 @@ impl NodeConfig {
             data_dir: data_dir.into(),
             node_id: 1,
             advertise_addr: "127.0.0.1:8080".into(),
+            initial_members: BTreeMap::new(),
+            join: false,
+            log_entries_kept_after_snapshot: 0,
             queue_requests_max: 8_192,
             snapshot_every_entries: 1_000,
             sweep_interval: Duration::from_millis(100),
@@ -62,13 +77,62 @@ pub enum NodeError {
     StateMachine(#[from] StateMachineError),
     #[error("Raft could not start: {0}")]
     Raft(String),
+    #[error("invalid replica configuration: {0}")]
+    Members(String),
+}
+
+/// Why a membership change was not made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    #[error("this replica is not the branch's leader{}", leader.as_ref().map(|(id, address)| format!(" (replica {id} at {address} is)")).unwrap_or_default())]
+    NotLeader { leader: Option<(u64, String)> },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the membership change did not complete: {0}")]
+    Failed(String),
+}
+
+impl MembershipError {
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::NotLeader { .. } => "not_leader",
+            Self::Invalid(_) => "invalid_membership",
+            Self::Failed(_) => "unavailable",
+        }
+    }
+}
+
+/// A member of the group as this replica sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub node_id: u64,
+    pub address: String,
+    pub voter: bool,
+    /// The leader's view of how far this member has stored the log.
+    pub matched_index: Option<u64>,
+}
+
+/// This replica's view of its Raft group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    pub node_id: u64,
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<(u64, String)>,
+    pub last_log_index: u64,
+    pub last_applied_index: u64,
+    pub members: Vec<Member>,
 }
 
 /// Why a read was not served.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
     #[error("this replica is not the branch's leader and cannot serve a linearizable read")]
-    NotLeader { leader: Option<u64> },
+    NotLeader {
+        leader: Option<u64>,
+        /// Where the leader takes calls, when known.
+        address: Option<String>,
+    },
     #[error("the ledger is unavailable: {0}")]
     Unavailable(String),
 }
@@ -133,6 +197,39 @@ impl Node {
     /// Opens the data directory (verifying the log and the snapshot), starts Raft as a
     /// single-member group, and waits until this replica leads it.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        if config.join
+            || config
+                .initial_members
+                .keys()
+                .any(|id| *id != config.node_id)
+        {
+            return Err(NodeError::Members(
+                "a group of several replicas needs a network between them (start_with_network)"
+                    .into(),
+            ));
+        }
+        Self::start_with_network(config, SingleMemberNetwork).await
+    }
+
+    /// Opens the data directory and starts Raft with `network` to reach the other
+    /// replicas. A replica alone in its group waits until it leads; in a group of
+    /// several, the election runs in the background (see [`Node::leader`]).
+    pub async fn start_with_network<N>(config: NodeConfig, network: N) -> Result<Self, NodeError>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+    {
+        let mut members = config.initial_members.clone();
+        if members.is_empty() {
+            members.insert(config.node_id, config.advertise_addr.clone());
+        }
+        if !config.join && !members.contains_key(&config.node_id) {
+            return Err(NodeError::Members(format!(
+                "replica {} is not one of the initial members {:?}; use join to add it later",
+                config.node_id,
+                members.keys().collect::<Vec<_>>()
+            )));
+        }
+        let alone = !config.join && members.len() == 1;
         prepare_data_dir(&config)?;
         let log_store = LogStore::open(&config.data_dir.join("raft.redb"))?;
         let state_machine =
@@ -142,10 +239,12 @@ impl Node {
         let raft_config = Config {
             cluster_name: "corebank-branch".into(),
             heartbeat_interval: 100,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
+            election_timeout_min: if alone { 300 } else { 600 },
+            election_timeout_max: if alone { 600 } else { 1_200 },
+            // An entry holds up to a whole batch (about 1 MiB): a few per message.
+            max_payload_entries: 16,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries.max(1)),
-            max_in_snapshot_log_to_keep: 0,
+            max_in_snapshot_log_to_keep: config.log_entries_kept_after_snapshot,
             ..Default::default()
         }
         .validate()
@@ -153,7 +252,7 @@ impl Node {
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            SingleMemberNetwork,
+            network,
             log_store,
             state_machine,
         )
@@ -163,21 +262,24 @@ impl Node {
             .is_initialized()
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        if !initialized {
-            let members = BTreeMap::from([(
-                config.node_id,
-                BasicNode::new(config.advertise_addr.clone()),
-            )]);
+        if !initialized && !config.join {
+            let members: BTreeMap<u64, BasicNode> = members
+                .iter()
+                .map(|(id, address)| (*id, BasicNode::new(address.clone())))
+                .collect();
             raft.initialize(members)
                 .await
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
         }
-        raft.wait(Some(Duration::from_secs(30)))
-            .state(ServerState::Leader, "the single replica takes the lead")
-            .await
-            .map_err(|e| NodeError::Raft(format!("this replica did not become leader: {e}")))?;
+        if alone {
+            raft.wait(Some(Duration::from_secs(30)))
+                .state(ServerState::Leader, "the single replica takes the lead")
+                .await
+                .map_err(|e| NodeError::Raft(format!("this replica did not become leader: {e}")))?;
+        }
         // Entries replayed from the log at start are applied before leadership is
-        // usable; the clock starts after everything applied so far.
+        // usable; the clock starts after everything applied so far (and the state
+        // machine moves any later proposal past the ledger's clock).
         let last_timestamp = shared
             .ledger
             .read()
@@ -212,6 +314,7 @@ impl Node {
                     openraft::error::CheckIsLeaderError::ForwardToLeader(forward),
                 ) => ReadError::NotLeader {
                     leader: forward.leader_id,
+                    address: forward.leader_node.map(|node| node.addr),
                 },
                 other => ReadError::Unavailable(other.to_string()),
             })?;
@@ -270,6 +373,174 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(())
+    }
+
+    /// The leader this replica knows of: node id and address.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        let address = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|node| node.addr.clone())
+            .unwrap_or_default();
+        Some((leader, address))
+    }
+
+    /// The address of a member of the group, from the membership.
+    pub fn member_address(&self, node_id: u64) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .map(|node| node.addr.clone())
+    }
+
+    /// This replica's view of its group.
+    pub fn cluster_view(&self) -> ClusterView {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                node_id: *id,
+                address: node.addr.clone(),
+                voter: voters.contains(id),
+                matched_index: metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(id))
+                    .and_then(|matched| matched.map(|log_id| log_id.index)),
+            })
+            .collect();
+        let leader = metrics.current_leader.map(|id| {
+            let address = membership
+                .get_node(&id)
+                .map(|node| node.addr.clone())
+                .unwrap_or_default();
+            (id, address)
+        });
+        ClusterView {
+            node_id: metrics.id,
+            role: match metrics.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
+            term: metrics.current_term,
+            leader,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            last_applied_index: self.applied_index(),
+            members,
+        }
+    }
+
+    fn not_leader(&self) -> MembershipError {
+        MembershipError::NotLeader {
+            leader: self.leader(),
+        }
+    }
+
+    /// Adds a replica: it joins as a learner, catches up (log or snapshot), then becomes
+    /// a voter. Returns once the new membership is committed. Leader only.
+    pub async fn add_replica(&self, node_id: u64, address: String) -> Result<(), MembershipError> {
+        if address.trim().is_empty() {
+            return Err(MembershipError::Invalid(
+                "the new replica's address is empty".into(),
+            ));
+        }
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        let view = self.cluster_view();
+        if let Some(existing) = view.members.iter().find(|m| m.node_id == node_id) {
+            if existing.address != address {
+                return Err(MembershipError::Invalid(format!(
+                    "replica {node_id} is already a member at {}; node ids are never reused",
+                    existing.address
+                )));
+            }
+            if existing.voter {
+                return Ok(());
+            }
+        }
+        self.raft
+            .add_learner(node_id, BasicNode::new(address), true)
+            .await
+            .map_err(|error| self.membership_error(error))?;
+        self.raft
+            .change_membership(
+                ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([node_id])),
+                false,
+            )
+            .await
+            .map_err(|error| self.membership_error(error))?;
+        Ok(())
+    }
+
+    /// Removes a replica from the group (voter or learner). Leader only; the group
+    /// keeps at least one voter.
+    pub async fn remove_replica(&self, node_id: u64) -> Result<(), MembershipError> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        let view = self.cluster_view();
+        let Some(member) = view.members.iter().find(|m| m.node_id == node_id) else {
+            return Err(MembershipError::Invalid(format!(
+                "replica {node_id} is not a member of this branch"
+            )));
+        };
+        let ids = std::collections::BTreeSet::from([node_id]);
+        if member.voter {
+            if view.members.iter().filter(|m| m.voter).count() <= 1 {
+                return Err(MembershipError::Invalid(
+                    "the last voter of a branch cannot be removed".into(),
+                ));
+            }
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
+                .await
+                .map_err(|error| self.membership_error(error))?;
+        }
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(ids), false)
+            .await
+            .map_err(|error| self.membership_error(error))?;
+        Ok(())
+    }
+
+    fn membership_error(
+        &self,
+        error: openraft::error::RaftError<u64, ClientWriteError<u64, BasicNode>>,
+    ) -> MembershipError {
+        match error {
+            openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                self.not_leader()
+            }
+            openraft::error::RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                error,
+            )) => MembershipError::Invalid(error.to_string()),
+            other => MembershipError::Failed(other.to_string()),
+        }
+    }
+
+    /// The BLAKE3 digest of this replica's ledger and the log index it reflects.
+    pub fn state_digest(&self) -> Result<(u64, [u8; 32]), ReadError> {
+        let ledger = self
+            .shared
+            .ledger
+            .read()
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        // Read under the ledger lock: apply records the index before releasing it.
+        Ok((self.applied_index(), ledger.digest()))
     }
 
     pub fn raft(&self) -> &Raft {

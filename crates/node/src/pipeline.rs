@@ -34,7 +34,17 @@ pub enum SubmitError {
     #[error("a request holds at most {max} events, this one has {count}", max = BATCH_EVENTS_MAX)]
     TooManyEvents { count: usize },
     #[error("this replica is not the branch's leader{}", leader.map(|l| format!(" (replica {l} is)")).unwrap_or_default())]
-    NotLeader { leader: Option<u64> },
+    NotLeader {
+        leader: Option<u64>,
+        /// Where the leader takes calls, when known.
+        address: Option<String>,
+    },
+    /// The replica lost the lead while the entry was being committed: the new leader
+    /// may or may not have committed it. Retry with the same ids on the leader.
+    #[error(
+        "this replica lost the lead before the request committed; retry with the same ids on the leader"
+    )]
+    LeadershipLost { address: Option<String> },
     #[error("the node is shutting down")]
     ShuttingDown,
     #[error("the outcome is unknown ({0}); retry with the same ids")]
@@ -48,6 +58,7 @@ impl SubmitError {
             Self::Busy { .. } => "busy_retry",
             Self::TooManyEvents { .. } => "too_many_events",
             Self::NotLeader { .. } => "not_leader",
+            Self::LeadershipLost { .. } => "outcome_unknown",
             Self::ShuttingDown => "shutting_down",
             Self::Unknown(_) => "outcome_unknown",
         }
@@ -166,6 +177,16 @@ async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<Work>, mut clock: Clo
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
             break;
         };
+        // A follower refuses at once, before proposing anything: then the caller
+        // knows that nothing was applied, and where the leader is.
+        if let Some(refusal) = not_leader(&raft) {
+            let drained = drain_compatible(first, &mut queue);
+            for work in drained {
+                work.refuse(refusal.clone());
+            }
+            drop(permit);
+            continue;
+        }
         match first {
             Work::Expire(reply) => {
                 let command = Command::Expire {
@@ -255,11 +276,56 @@ async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<Work>, mut clock: Clo
     }
 }
 
+/// The error of an entry already proposed.
 fn write_error(error: ClientWriteError<u64, openraft::BasicNode>) -> SubmitError {
     match error {
-        ClientWriteError::ForwardToLeader(forward) => SubmitError::NotLeader {
-            leader: forward.leader_id,
+        ClientWriteError::ForwardToLeader(forward) => SubmitError::LeadershipLost {
+            address: forward.leader_node.map(|node| node.addr),
         },
         other => SubmitError::Unknown(other.to_string()),
+    }
+}
+
+/// `Some(refusal)` when this replica does not lead its group.
+fn not_leader(raft: &Raft) -> Option<SubmitError> {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    if metrics.state == openraft::ServerState::Leader && metrics.current_leader == Some(metrics.id)
+    {
+        return None;
+    }
+    let leader = metrics.current_leader;
+    let address = leader.and_then(|id| {
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|node| node.addr.clone())
+    });
+    Some(SubmitError::NotLeader { leader, address })
+}
+
+/// `first` and everything queued behind it (refused together when not leading).
+fn drain_compatible(first: Work, queue: &mut mpsc::Receiver<Work>) -> Vec<Work> {
+    let mut all = vec![first];
+    while all.len() < ENTRY_REQUESTS_MAX {
+        match queue.try_recv() {
+            Ok(work) => all.push(work),
+            Err(_) => break,
+        }
+    }
+    all
+}
+
+impl Work {
+    fn refuse(self, error: SubmitError) {
+        match self {
+            Self::Request(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Self::Expire(reply) => {
+                let _ = reply.send(Err(error));
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@
 //! | [`v1::ledger_server::Ledger`] | the ledger core's batch operations, in u128 ids and minor units |
 //! | [`v1::banking_server::Banking`] | banking operations in account numbers and decimal amounts |
 //! | [`v1::events_server::Events`] | the stream of committed events |
+//! | [`v1::registry_server::Registry`] | the registry's directory: branches, replicas and their health, account routing, currencies, products |
 //!
 //! ```
 //! use corebank_proto::v1;

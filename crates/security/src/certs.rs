@@ -16,7 +16,8 @@
 //!   by commas, e.g. `urn:corebank:scopes:read,transfer`. A server reads the
 //!   caller's identity from these two fields only (see
 //!   [`crate::tls::peer_identity_from_certificate`]); a certificate without the
-//!   scopes URI authenticates but may do nothing.
+//!   scopes URI authenticates but may do nothing. Node certificates carry the
+//!   URI SAN too, with the `admin` scope: replicas call each other with them.
 //!
 //! Private keys are PKCS#8 PEM written with mode 0600; existing files are
 //! never overwritten unless asked (`force`). An existing CA in the directory
@@ -35,7 +36,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use time::{Duration, OffsetDateTime};
 
-use crate::auth::{ScopeError, ScopeSet};
+use crate::auth::{Scope, ScopeError, ScopeSet};
 use crate::fsutil::{self, Access, ReadError};
 use crate::names::{NameError, excerpt, validate_name};
 use crate::secret::Secret;
@@ -631,6 +632,11 @@ impl DevCa {
         for ip in &node.ip_addresses {
             params.subject_alt_names.push(SanType::IpAddress(*ip));
         }
+        // Replicas of a branch call each other with their node certificates (Raft
+        // traffic, membership): that takes the admin scope.
+        let uri = rcgen::string::Ia5String::try_from(scopes_uri(ScopeSet::only(Scope::Admin)))
+            .map_err(generation)?;
+        params.subject_alt_names.push(SanType::URI(uri));
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,

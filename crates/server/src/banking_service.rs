@@ -22,6 +22,7 @@ use corebank_security::Scope;
 use tonic::{Response, Status};
 
 use crate::auth::Gate;
+use crate::cross_branch::CrossBranch;
 use crate::errors;
 use crate::ledger_service::read;
 
@@ -37,6 +38,8 @@ pub struct BankingService {
     pub branch: Branch,
     /// The next customer serial to hand out (the leader is the only writer).
     pub next_serial: Arc<AtomicU64>,
+    /// Transfers to other branches' customers.
+    pub cross_branch: Arc<CrossBranch>,
 }
 
 fn bank_error(error: BankingError) -> Status {
@@ -185,6 +188,105 @@ impl BankingService {
                 currency.format_amount(fee)
             },
             reference: reference.to_string(),
+            replayed,
+        })
+    }
+
+    /// A transfer to a customer of another branch: a saga coordinated by this branch
+    /// (docs/clearing.md). The customer sees one transfer with one id: posted, refused
+    /// (and voided), or pending while the other branch has not answered yet (it is then
+    /// finished in the background; repeat the call with the same key to see where it
+    /// stands).
+    async fn cross_branch_transfer(
+        &self,
+        body: &v1::TransferRequest,
+        to_number: AccountNumber,
+    ) -> Result<v1::TransferReceipt, Status> {
+        use corebank_clearing::{Saga, SagaOutcome, SagaStatus};
+        if !body.fee.trim().is_empty() {
+            return Err(invalid(
+                "fee",
+                "fees on transfers to other branches are not supported yet",
+            ));
+        }
+        let (from_number, from, currency) =
+            self.customer("from_account", &body.from_account).await?;
+        let destination = to_number.branch();
+        if !self.cross_branch.knows(destination).await {
+            return Err(errors::status(
+                ApiError::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "branch {destination} is not reachable from branch {}: no route to it is configured",
+                        self.branch.code
+                    ),
+                )
+                .with_field("to_account")
+                .with_reason("unknown_branch"),
+            ));
+        }
+        let amount = currency
+            .parse_positive_amount(&body.amount)
+            .map_err(|e| errors::status(errors::banking(&e.into()).with_field("amount")))?;
+        let id = self.id_for(Operation::Transfer, &body.idempotency_key)?;
+        let saga = Saga::new(id, from.id, to_number.account_id(), amount, currency)
+            .map_err(|e| invalid("to_account", e.to_string()))?;
+        let labels = (from_number.to_string(), to_number.to_string());
+        let replayed = matches!(
+            self.cross_branch.status(id).await,
+            Ok(SagaStatus::Posted(_) | SagaStatus::Voided(_) | SagaStatus::Pending(_))
+        );
+        let outcome = self.cross_branch.transfer(&saga).await;
+        metrics::counter!("corebank_cross_branch_transfers_total", "outcome" => outcome.code())
+            .increment(1);
+        let status = match outcome {
+            SagaOutcome::Posted => v1::TransferStatus::Posted,
+            SagaOutcome::InFlight { .. } | SagaOutcome::Stuck { .. } => v1::TransferStatus::Pending,
+            SagaOutcome::Rejected(result) => {
+                interpret(Some(result), &labels.0, &labels.1).map_err(bank_error)?;
+                return Err(errors::status(ApiError::new(
+                    ErrorCode::Internal,
+                    "the transfer was refused for a reason without a description",
+                )));
+            }
+            SagaOutcome::Voided { refusal } => {
+                let error = match refusal {
+                    Some(result) => interpret(Some(result), &labels.0, &labels.1)
+                        .err()
+                        .map(|e| errors::banking(&e)),
+                    None => None,
+                };
+                let error = error.unwrap_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::FailedPrecondition,
+                        format!(
+                            "branch {destination} refused the transfer; the reserved amount was returned to {}",
+                            labels.0
+                        ),
+                    )
+                });
+                return Err(errors::status(error.with_reason("cross_branch_refused")));
+            }
+            SagaOutcome::Unknown(error) => {
+                return Err(errors::status(ApiError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "the transfer could not be reserved ({error}); the outcome is unknown: repeat the call with the same idempotency key"
+                    ),
+                )));
+            }
+        };
+        let timestamp = self.stored(id).await?.map_or(0, |t| t.timestamp);
+        Ok(v1::TransferReceipt {
+            transfer_id: u128_field(id),
+            debit_account: labels.0,
+            credit_account: labels.1,
+            amount: currency.format_amount(amount),
+            currency: currency.alpha.to_string(),
+            timestamp_ns: timestamp,
+            status: status as i32,
+            fee: String::new(),
+            reference: body.reference.clone(),
             replayed,
         })
     }
@@ -386,6 +488,14 @@ impl banking_server::Banking for BankingService {
         self.gate.check(&request, Scope::Transfer)?;
         let body = request.get_ref();
         check_reference(&body.reference)?;
+        if let Ok(number) = AccountNumber::parse_for(self.branch.prefix, &body.to_account)
+            && number.branch() != self.branch.code
+        {
+            return self
+                .cross_branch_transfer(body, number)
+                .await
+                .map(Response::new);
+        }
         let (from_number, from, currency) =
             self.customer("from_account", &body.from_account).await?;
         let (to_number, to, to_currency) = self.customer("to_account", &body.to_account).await?;

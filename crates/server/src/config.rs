@@ -32,6 +32,41 @@ pub struct ServerConfig {
     pub queue_requests_max: usize,
     #[serde(default = "default_snapshot")]
     pub snapshot_every_entries: u64,
+    /// This replica's Raft node id within its branch (unique, never reused).
+    #[serde(default = "default_node_id")]
+    pub node_id: u64,
+    /// The address peers and clients dial for this replica (`host:port`); default:
+    /// the listen address.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// The founding replicas, `ID=HOST:PORT` each, this one included; the same list on
+    /// every founding replica. Empty: a branch of one replica.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Start empty and wait to be added to an existing branch (`corebank client
+    /// add-replica` on its leader).
+    #[serde(default)]
+    pub join: bool,
+    /// Log entries kept behind each snapshot, so a replica that was away briefly
+    /// catches up from the log instead of receiving a whole snapshot.
+    #[serde(default = "default_kept")]
+    pub log_entries_kept_after_snapshot: u64,
+    /// Where the other branches are, for transfers to their customers: `BRANCH=HOST:PORT`,
+    /// one entry per replica (e.g. `0002=10.0.1.1:8080`).
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// The API key this replica presents to its peers when they take API keys (never
+    /// in a file: the binary reads it from COREBANK_PEER_API_KEY).
+    #[serde(skip)]
+    pub peer_api_key: Option<corebank_security::Secret<String>>,
+}
+
+fn default_node_id() -> u64 {
+    1
+}
+
+fn default_kept() -> u64 {
+    1_000
 }
 
 fn default_queue() -> usize {
@@ -59,6 +94,26 @@ pub enum ConfigError {
     InsecureWithTls,
     #[error("the queue must hold at least one request")]
     Queue,
+    #[error(
+        "invalid replica member {0:?}: write ID=HOST:PORT with ID from 1, e.g. 2=10.0.0.2:8080"
+    )]
+    Member(String),
+    #[error("replica {0} appears twice in the members")]
+    DuplicateMember(u64),
+    #[error(
+        "this replica (node id {0}) is not among the members; list every founding replica, or use --join"
+    )]
+    NotAMember(u64),
+    #[error("node ids start at 1")]
+    NodeId,
+    #[error(
+        "invalid branch route {0:?}: write BRANCH=HOST:PORT for another branch, e.g. 0002=10.0.1.1:8080"
+    )]
+    Route(String),
+    #[error(
+        "replicas authenticate each other with their node certificates under TLS: several replicas need --tls-ca (the CA that signed them)"
+    )]
+    PeerCaMissing,
 }
 
 impl ServerConfig {
@@ -76,7 +131,61 @@ impl ServerConfig {
             api_keys: None,
             queue_requests_max: default_queue(),
             snapshot_every_entries: default_snapshot(),
+            node_id: default_node_id(),
+            advertise: None,
+            members: Vec::new(),
+            join: false,
+            log_entries_kept_after_snapshot: default_kept(),
+            peer_api_key: None,
+            routes: Vec::new(),
         }
+    }
+
+    /// The branch routes as branch code → replica addresses.
+    pub fn route_map(&self) -> Result<crate::cross_branch::BranchRoutes, ConfigError> {
+        let mut routes = crate::cross_branch::BranchRoutes::new();
+        for text in &self.routes {
+            let invalid = || ConfigError::Route(text.clone());
+            let (branch, address) = text.split_once('=').ok_or_else(invalid)?;
+            let branch = branch.trim();
+            let code = (branch.len() == 4 && branch.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| branch.parse::<u16>().ok())
+                .flatten()
+                .and_then(|code| corebank_account_number::BranchCode::new(code).ok())
+                .ok_or_else(invalid)?;
+            let address = address.trim();
+            let valid = address.len() <= 256
+                && address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0)
+                });
+            if !valid || code.get() == self.branch {
+                return Err(invalid());
+            }
+            routes.entry(code).or_default().push(address.to_owned());
+        }
+        Ok(routes)
+    }
+
+    /// The founding members as node id → address.
+    pub fn member_map(&self) -> Result<std::collections::BTreeMap<u64, String>, ConfigError> {
+        let mut members = std::collections::BTreeMap::new();
+        for text in &self.members {
+            let invalid = || ConfigError::Member(text.clone());
+            let (id, address) = text.split_once('=').ok_or_else(invalid)?;
+            let id: u64 = id.trim().parse().map_err(|_| invalid())?;
+            let address = address.trim();
+            let valid_address = address.len() <= 256
+                && address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0)
+                });
+            if id == 0 || !valid_address {
+                return Err(invalid());
+            }
+            if members.insert(id, address.to_owned()).is_some() {
+                return Err(ConfigError::DuplicateMember(id));
+            }
+        }
+        Ok(members)
     }
 
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
@@ -94,6 +203,18 @@ impl ServerConfig {
         }
         if self.queue_requests_max == 0 {
             return Err(ConfigError::Queue);
+        }
+        if self.node_id == 0 {
+            return Err(ConfigError::NodeId);
+        }
+        let members = self.member_map()?;
+        self.route_map()?;
+        if !self.join && !members.is_empty() && !members.contains_key(&self.node_id) {
+            return Err(ConfigError::NotAMember(self.node_id));
+        }
+        let replicated = self.join || members.len() > 1;
+        if replicated && !self.insecure && self.tls_ca.is_none() {
+            return Err(ConfigError::PeerCaMissing);
         }
         let tls = self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_ca.is_some();
         if self.insecure {
@@ -137,6 +258,56 @@ mod tests {
             config.validate(),
             Err(ConfigError::Branch(10_000))
         ));
+    }
+
+    #[test]
+    fn replica_members_are_checked() {
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut config = ServerConfig::insecure(1, "/tmp/x", local);
+        config.members = vec!["1=127.0.0.1:8080".into(), "2=127.0.0.1:8081".into()];
+        assert_eq!(config.member_map().unwrap().len(), 2);
+        assert!(config.validate().is_ok());
+        config.node_id = 3;
+        assert!(matches!(config.validate(), Err(ConfigError::NotAMember(3))));
+        config.join = true;
+        assert!(config.validate().is_ok());
+        for bad in [
+            "0=127.0.0.1:1",
+            "x=127.0.0.1:1",
+            "1=127.0.0.1",
+            "1=:80",
+            "1",
+        ] {
+            config.members = vec![bad.into()];
+            assert!(
+                matches!(config.validate(), Err(ConfigError::Member(_))),
+                "{bad}"
+            );
+        }
+        config.members = vec!["1=a:1".into(), "1=b:1".into()];
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::DuplicateMember(1))
+        ));
+        config.members = vec!["1=a:1".into(), "2=b:1".into()];
+        config.node_id = 1;
+        config.join = false;
+        config.insecure = false;
+        config.tls_cert = Some("node.pem".into());
+        config.tls_key = Some("node-key.pem".into());
+        assert!(matches!(config.validate(), Err(ConfigError::PeerCaMissing)));
+        config.tls_ca = Some("ca.pem".into());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_deployment_example_is_a_valid_configuration() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/node.toml.example");
+        let config = ServerConfig::from_toml_file(&path).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.member_map().unwrap().len(), 3);
+        assert_eq!(config.advertise.as_deref(), Some("10.0.0.1:8080"));
     }
 
     #[test]

@@ -9,7 +9,10 @@ pub fn submit(error: SubmitError) -> ApiError {
     let code = match &error {
         SubmitError::Busy { .. } => ErrorCode::BusyRetry,
         SubmitError::TooManyEvents { .. } => ErrorCode::TooManyEvents,
-        SubmitError::NotLeader { .. } => return ApiError::not_leader(None),
+        SubmitError::NotLeader { address, .. } => return ApiError::not_leader(address.clone()),
+        SubmitError::LeadershipLost { address } => {
+            return ApiError::not_leader(address.clone()).with_reason(error.code());
+        }
         SubmitError::ShuttingDown => ErrorCode::Unavailable,
         SubmitError::Unknown(_) => ErrorCode::Internal,
     };
@@ -18,7 +21,7 @@ pub fn submit(error: SubmitError) -> ApiError {
 
 pub fn read(error: ReadError) -> ApiError {
     match error {
-        ReadError::NotLeader { .. } => ApiError::not_leader(None),
+        ReadError::NotLeader { address, .. } => ApiError::not_leader(address),
         ReadError::Unavailable(message) => ApiError::new(ErrorCode::Unavailable, message),
     }
 }

@@ -9,20 +9,23 @@ mod admin;
 mod auth;
 mod banking_service;
 mod config;
+pub mod cross_branch;
 mod errors;
 mod events_service;
 mod ledger_service;
+pub mod replication;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use corebank_account_number::{BranchCode, FIRST_CUSTOMER_SERIAL, split_account_id};
 use corebank_banking::{Branch, Product};
 use corebank_node::{Node, NodeConfig, Request, RequestOutcome};
 use corebank_proto::v1::{
-    banking_server::BankingServer, events_server::EventsServer, ledger_server::LedgerServer,
+    banking_server::BankingServer, cluster_server::ClusterServer, events_server::EventsServer,
+    ledger_server::LedgerServer, raft_transport_server::RaftTransportServer,
 };
 use corebank_security::{ApiKeyStore, Authenticator};
 use tokio::net::TcpListener;
@@ -65,6 +68,7 @@ pub enum ServerError {
 
 /// A running server; dropping it does not stop it, [`RunningServer::shutdown`] does.
 pub struct RunningServer {
+    isolation: replication::Isolation,
     gate: Gate,
     grpc_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -102,6 +106,12 @@ impl RunningServer {
             .authenticator()
             .api_keys()
             .map(|store| store.reload())
+    }
+
+    /// Fault injection: cuts this replica off from its peers (or heals it), as a
+    /// network partition would.
+    pub fn isolate(&self, isolated: bool) {
+        self.isolation.set(isolated);
     }
 
     /// Stops taking calls, lets calls in progress finish, and stops the replica.
@@ -161,6 +171,62 @@ fn next_customer_serial(node: &Node, branch: BranchCode) -> u64 {
     .unwrap_or(FIRST_CUSTOMER_SERIAL)
 }
 
+/// What a replica does when it becomes its branch's leader: catch up with everything
+/// committed (a linearizable read waits for it), make sure the internal accounts exist,
+/// and move the customer serial past every account opened under earlier leaders.
+async fn take_office(
+    node: &Node,
+    branch: &Branch,
+    next_serial: &AtomicU64,
+) -> Result<(), ServerError> {
+    node.read(|_| ())
+        .await
+        .map_err(|error| ServerError::Setup(error.to_string()))?;
+    create_internal_accounts(node, branch).await?;
+    next_serial.fetch_max(next_customer_serial(node, branch.code), Ordering::SeqCst);
+    Ok(())
+}
+
+/// Watches the Raft state and takes office once per term in which this replica leads.
+async fn leader_duties(
+    node: Arc<Node>,
+    branch: Branch,
+    next_serial: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut metrics = node.raft().metrics();
+    let mut served_term = None;
+    loop {
+        let (leading, term) = {
+            let current = metrics.borrow_and_update();
+            (
+                current.current_leader == Some(current.id)
+                    && current.state == corebank_node::openraft::ServerState::Leader,
+                current.current_term,
+            )
+        };
+        if leading && served_term != Some(term) {
+            match take_office(&node, &branch, &next_serial).await {
+                Ok(()) => {
+                    served_term = Some(term);
+                    tracing::info!(term, "this replica leads the branch");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "taking office as leader failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Starts the replica and its services.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     config.validate()?;
@@ -208,15 +274,42 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     };
     let admin_addr = admin_listener.as_ref().and_then(admin::local_addr);
 
+    let members = config.member_map()?;
     let node_config = NodeConfig {
-        advertise_addr: grpc_addr.to_string(),
+        node_id: config.node_id,
+        advertise_addr: config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| grpc_addr.to_string()),
+        initial_members: members,
+        join: config.join,
+        log_entries_kept_after_snapshot: config.log_entries_kept_after_snapshot,
         queue_requests_max: config.queue_requests_max,
         snapshot_every_entries: config.snapshot_every_entries,
         ..NodeConfig::new(&config.data_dir)
     };
-    let node = Arc::new(Node::start(node_config).await?);
-    create_internal_accounts(&node, &branch).await?;
-    let next_serial = Arc::new(AtomicU64::new(next_customer_serial(&node, branch_code)));
+    let peers = replication::PeerSettings {
+        tls: match (&config.tls_ca, &config.tls_cert, &config.tls_key) {
+            (Some(ca), Some(cert), Some(key)) if !config.insecure => {
+                Some(corebank_client::TlsSettings::new(ca).with_client_cert(cert, key))
+            }
+            _ => None,
+        },
+        api_key: config.peer_api_key.clone(),
+        isolation: replication::Isolation::default(),
+    };
+    let isolation = peers.isolation.clone();
+    let node = Arc::new(
+        Node::start_with_network(node_config, replication::GrpcNetwork::new(peers.clone())).await?,
+    );
+    let next_serial = Arc::new(AtomicU64::new(FIRST_CUSTOMER_SERIAL));
+    let view = node.cluster_view();
+    let alone = view.members.len() == 1 && view.members.iter().all(|m| m.node_id == view.node_id);
+    if alone && node.is_leader() {
+        // A branch of one replica leads at once: its accounts exist before it serves.
+        // (With several, the leader, once elected, takes office in the background.)
+        take_office(&node, &branch, &next_serial).await?;
+    }
 
     let (stop, stop_receiver) = watch::channel(false);
     let limit = corebank_proto::MAX_MESSAGE_BYTES;
@@ -226,14 +319,33 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
+    let cross_branch = Arc::new(cross_branch::CrossBranch::new(
+        Arc::clone(&node),
+        branch,
+        config.route_map()?,
+        peers.clone(),
+    ));
     let banking = BankingServer::new(banking_service::BankingService {
         node: Arc::clone(&node),
         gate: gate.clone(),
         branch,
-        next_serial,
+        next_serial: Arc::clone(&next_serial),
+        cross_branch: Arc::clone(&cross_branch),
     })
     .max_decoding_message_size(limit);
     let events = EventsServer::new(events_service::EventsService {
+        node: Arc::clone(&node),
+        gate: gate.clone(),
+        branch: config.branch,
+    });
+    let raft_transport = RaftTransportServer::new(replication::RaftTransportService {
+        node: Arc::clone(&node),
+        gate: gate.clone(),
+        isolation: isolation.clone(),
+    })
+    .max_decoding_message_size(replication::RAFT_MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(replication::RAFT_MESSAGE_BYTES_MAX);
+    let cluster = ClusterServer::new(replication::ClusterService {
         node: Arc::clone(&node),
         gate: gate.clone(),
         branch: config.branch,
@@ -247,9 +359,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(ledger)
         .add_service(banking)
-        .add_service(events);
+        .add_service(events)
+        .add_service(raft_transport)
+        .add_service(cluster);
 
-    let mut tasks = Vec::new();
+    let mut tasks = vec![
+        tokio::spawn(leader_duties(
+            Arc::clone(&node),
+            branch,
+            next_serial,
+            stop_receiver.clone(),
+        )),
+        tokio::spawn(
+            Arc::clone(&cross_branch).run_resume(Arc::clone(&node), stop_receiver.clone()),
+        ),
+    ];
     let shutdown = stopped(stop_receiver.clone());
     let server = match tls {
         None => tokio::spawn(async move {
@@ -317,6 +441,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }));
     }
     Ok(RunningServer {
+        isolation,
         gate,
         grpc_addr,
         admin_addr,

@@ -203,7 +203,7 @@ fn tls_1_2_is_refused() -> TestResult {
 }
 
 #[test]
-fn node_certificate_between_replicas_authenticates_without_scopes() -> TestResult {
+fn node_certificate_between_replicas_carries_the_admin_scope() -> TestResult {
     let pki = pki()?;
     let mut server = server(&pki.ours)?;
     let config = client_config_from_files(
@@ -214,11 +214,8 @@ fn node_certificate_between_replicas_authenticates_without_scopes() -> TestResul
     handshake(&mut client, &mut server).map_err(|refused| format!("{refused:?}"))?;
     let identity = Authenticator::new(None).authenticate(None, server.peer_certificates())?;
     assert_eq!(identity.name, "localhost");
-    assert!(identity.scopes.is_empty());
-    assert_eq!(
-        identity.require(Scope::Read).map_err(|e| e.code()),
-        Err("permission_denied")
-    );
+    // Replicas send Raft traffic and membership changes to each other.
+    assert_eq!(identity.require(Scope::Admin).map_err(|e| e.code()), Ok(()));
     Ok(())
 }
 
