@@ -83,9 +83,9 @@ fn replay_of_a_missing_file_fails_with_a_clear_message() {
 }
 
 #[test]
-fn demo_runs_and_reports_conservation_per_currency() {
+fn demo_runs_three_branches_with_cross_branch_transfers_and_reconciles() {
     let output = corebank()
-        .args(["demo", "--seconds", "1", "--quiet"])
+        .args(["demo", "--seconds", "2", "--quiet", "--customers", "500"])
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -94,13 +94,38 @@ fn demo_runs_and_reports_conservation_per_currency() {
         "demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for currency in ["EUR (978)", "USD (840)", "GBP (826)"] {
+    for branch in ["0001", "0002", "0003"] {
+        let line = stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(branch) && line.contains("accounts"))
+            .unwrap_or_else(|| panic!("no line for branch {branch}:\n{stdout}"));
         assert!(
-            stdout.contains(currency),
-            "no conservation line for {currency}:\n{stdout}"
+            line.contains("debits = credits: ok") && line.contains("invariants: ok"),
+            "{line}"
         );
     }
-    assert!(stdout.contains("invariants  ok"), "{stdout}");
+    for currency in ["EUR", "USD", "GBP"] {
+        assert!(
+            stdout.lines().any(|line| line
+                .trim_start()
+                .starts_with(&format!("{currency}  debits"))
+                && line.ends_with("ok")),
+            "no bank-wide line for {currency}:\n{stdout}"
+        );
+    }
+    let cross = stdout
+        .lines()
+        .find(|line| line.contains("cross-branch") && line.contains("started"))
+        .unwrap_or_else(|| panic!("no cross-branch line:\n{stdout}"));
+    let posted: u64 = cross
+        .split(" posted")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or(0);
+    assert!(posted > 0, "no cross-branch transfer was posted: {cross}");
+    assert!(stdout.contains("breaks: none"), "{stdout}");
+    assert!(stdout.contains("result      OK"), "{stdout}");
 }
 
 #[test]

@@ -68,6 +68,7 @@ pub enum ServerError {
 
 /// A running server; dropping it does not stop it, [`RunningServer::shutdown`] does.
 pub struct RunningServer {
+    cross_branch: Arc<cross_branch::CrossBranch>,
     isolation: replication::Isolation,
     gate: Gate,
     grpc_addr: SocketAddr,
@@ -97,6 +98,11 @@ impl RunningServer {
 
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// The coordinator of this branch's transfers to other branches.
+    pub fn cross_branch(&self) -> &Arc<cross_branch::CrossBranch> {
+        &self.cross_branch
     }
 
     /// Re-reads the API key file (revocations and new keys take effect); returns the
@@ -441,6 +447,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }));
     }
     Ok(RunningServer {
+        cross_branch,
         isolation,
         gate,
         grpc_addr,

@@ -133,9 +133,10 @@ impl InternalAccount {
         }
     }
 
-    /// The serial of this account for the `currency_index`-th currency of the bank:
-    /// `code * 100 + currency_index` (cash in the first currency is serial 100, fee
-    /// income in the second is 201, ...), always within the reserved serials.
+    /// The serial of this account in the currency with slot `currency_index`
+    /// ([`Currency::slot`]): `code * 100 + slot` (cash in EUR, slot 0, is serial 100; fee
+    /// income in USD, slot 1, is 201), always within the reserved serials, and the same
+    /// serial corebank-banking gives the branch's own internal accounts.
     pub const fn serial(self, currency_index: usize) -> Option<u64> {
         if currency_index >= Self::CURRENCIES_MAX {
             return None;

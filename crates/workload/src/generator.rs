@@ -479,13 +479,15 @@ impl Workload {
         for b in 0..self.config.branches {
             let branch = self.config.first_branch + b;
             for kind in InternalAccount::ALL {
-                for (index, currency) in self.config.currencies.iter().enumerate() {
-                    if let Some(id) = kind.id(branch, index) {
+                for currency in &self.config.currencies {
+                    // Numbered by the currency's slot, with no user data: the very
+                    // accounts a corebank branch server opens (corebank-banking), so the
+                    // workload runs against a real branch too.
+                    if let Some(id) = kind.id(branch, usize::from(currency.slot)) {
                         accounts.push(Account {
                             id,
                             ledger: currency.numeric,
                             code: kind.code(),
-                            user_data_32: u32::from(branch),
                             ..Account::default()
                         });
                     }
@@ -704,7 +706,8 @@ impl Workload {
 
     fn internal(&self, kind: InternalAccount, customer: &Customer) -> u128 {
         // Validated in `new`: every branch code and currency index fits.
-        kind.id(customer.branch, customer.currency as usize)
+        let slot = self.config.currencies[customer.currency as usize].slot;
+        kind.id(customer.branch, usize::from(slot))
             .unwrap_or(u128::MAX)
     }
 
@@ -1381,7 +1384,9 @@ mod tests {
                     .flags
                     .contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
             );
-            assert_eq!(account.user_data_32, u32::from(branch));
+            // Customers carry their branch; internal accounts are a branch server's own.
+            let branch_tag = if customer { u32::from(branch) } else { 0 };
+            assert_eq!(account.user_data_32, branch_tag);
             if customer {
                 assert!(workload.expected_available(account.id).is_some());
             } else {
