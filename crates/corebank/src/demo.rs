@@ -146,49 +146,57 @@ fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Starts the registry (in-process directory over gRPC) and registers the branches.
+/// Starts the registry (a Raft group of one, its log and snapshots under `data_dir`)
+/// and registers the branches.
 async fn start_registry(
     port: u16,
+    data_dir: &Path,
     branches: &[(BranchCode, Vec<(u64, String)>)],
-) -> anyhow::Result<SocketAddr> {
-    use corebank_registry::{AuthGate, MemoryStore, RegistryService, ReplicaAddress};
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+) -> anyhow::Result<corebank_registry::RunningRegistry> {
+    use corebank_registry::{RegistryConfig, ReplicaAddress};
+    let mut config = RegistryConfig::insecure(
+        data_dir.join("registry"),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    );
+    config.snapshot_every_entries = 1_000;
+    let registry = corebank_registry::start(config)
         .await
-        .context("binding the registry's port")?;
-    let address = listener.local_addr()?;
-    let store = Arc::new(MemoryStore::new());
-    let service = RegistryService::new(Arc::clone(&store), AuthGate::insecure_development());
-    tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        if let Err(error) = tonic::transport::Server::builder()
-            .add_service(service.into_server())
-            .serve_with_incoming(incoming)
-            .await
-        {
-            tracing::error!(%error, "the registry stopped");
-        }
-    });
-    let client = corebank_registry::RegistryClient::new(
-        corebank_registry::RegistryClientConfig::new(vec![format!("http://{address}")]),
-    )?;
+        .context("starting the registry")?;
+    let client =
+        corebank_registry::RegistryClient::new(corebank_registry::RegistryClientConfig::new(
+            vec![format!("http://{}", registry.grpc_addr())],
+        ))?;
     for (code, replicas) in branches {
         let replicas: Vec<ReplicaAddress> = replicas
             .iter()
             .map(|(id, address)| ReplicaAddress::new(*id, address.clone()))
             .collect();
-        client
-            .register_branch(*code, &format!("Branch {code}"), "demo", &replicas)
-            .await
-            .with_context(|| format!("registering branch {code}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client
+                .register_branch(*code, &format!("Branch {code}"), "demo", &replicas)
+                .await
+            {
+                Ok(_) => break,
+                // The registry's single replica may still be taking the lead.
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => {
+                    return Err(anyhow::anyhow!("registering branch {code}: {error}"));
+                }
+            }
+        }
     }
-    Ok(address)
+    Ok(registry)
 }
 
-/// Starts every replica of every branch, with routes to all the other branches.
+/// Starts every replica of every branch; they find each other through the registry.
 async fn start_branches(
     args: &DemoArgs,
     data_dir: &Path,
     ports: &[u16],
+    registry: SocketAddr,
 ) -> anyhow::Result<Vec<(BranchCode, Vec<RunningServer>)>> {
     let replicas = usize::from(args.replicas);
     let address = |branch: usize, replica: usize| -> String {
@@ -200,11 +208,6 @@ async fn start_branches(
         let code = BranchCode::new(code_number).map_err(|e| anyhow::anyhow!("{e}"))?;
         let members: Vec<String> = (0..replicas)
             .map(|r| format!("{}={}", r + 1, address(branch, r)))
-            .collect();
-        let routes: Vec<String> = (0..usize::from(args.branches))
-            .filter(|other| *other != branch)
-            .flat_map(|other| (0..replicas).map(move |r| (other, r)))
-            .map(|(other, r)| format!("{:04}={}", other + 1, address(other, r)))
             .collect();
         let mut servers = Vec::new();
         for replica in 0..replicas {
@@ -220,7 +223,7 @@ async fn start_branches(
             if replicas > 1 {
                 config.members.clone_from(&members);
             }
-            config.routes.clone_from(&routes);
+            config.registry = vec![registry.to_string()];
             config.snapshot_every_entries = 5_000;
             let server = corebank_server::start(config)
                 .await
@@ -407,19 +410,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "no free loopback ports for the branches"
     );
     let registry_port = pick_ports(9090, 1).first().copied().unwrap_or(0);
-    let started = runtime.block_on(start_branches(&args, &data_dir, &ports))?;
-    let directory: Vec<(BranchCode, Vec<(u64, String)>)> = started
-        .iter()
-        .map(|(code, servers)| {
-            let replicas = servers
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i as u64 + 1, s.grpc_addr().to_string()))
-                .collect();
-            (*code, replicas)
-        })
-        .collect();
-    let registry = runtime.block_on(start_registry(registry_port, &directory))?;
+    // The registry knows every branch before the branches start: they find each other
+    // through it, and report to it.
+    let mut directory: Vec<(BranchCode, Vec<(u64, String)>)> = Vec::new();
+    for branch in 0..usize::from(args.branches) {
+        let code =
+            BranchCode::new(u16::try_from(branch + 1)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let replicas = (0..replicas)
+            .map(|r| {
+                (
+                    r as u64 + 1,
+                    format!("127.0.0.1:{}", ports[branch * replicas + r]),
+                )
+            })
+            .collect();
+        directory.push((code, replicas));
+    }
+    let running_registry =
+        runtime.block_on(start_registry(registry_port, &data_dir, &directory))?;
+    let registry = running_registry.grpc_addr();
+    let started = runtime.block_on(start_branches(&args, &data_dir, &ports, registry))?;
 
     let mut branches = Vec::new();
     let mut workloads = Vec::new();
@@ -608,6 +618,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let _ = runtime.block_on(task);
     }
     let reconciliation = runtime.block_on(reconcile(&branches, Duration::from_secs(20)))?;
+    // What the registry learnt from the replicas' heartbeats.
+    let directory_view = runtime.block_on(async {
+        let client = corebank_registry::RegistryClient::new(
+            corebank_registry::RegistryClientConfig::new(vec![format!("http://{registry}")]),
+        )
+        .ok()?;
+        client.list_branches(None).await.ok()
+    });
     let (report, ok) = report(
         &args,
         &branches,
@@ -621,6 +639,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             cross: &counters,
         },
         &reconciliation,
+        directory_view.as_deref(),
     );
     print!("{report}");
     println!(
@@ -639,6 +658,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 server.shutdown().await;
             }
         }
+        running_registry.shutdown().await;
     });
     Ok(if ok {
         ExitCode::SUCCESS
@@ -664,6 +684,7 @@ fn report(
     workloads: &[Workload],
     totals: &Totals<'_>,
     reconciliation: &ReconciliationReport,
+    directory: Option<&[corebank_registry::BranchView]>,
 ) -> (String, bool) {
     let tally = &totals.tally;
     let mut out = String::new();
@@ -791,6 +812,35 @@ fn report(
                 line(format!("    {}  unreadable: {error}", branch.code));
             }
         }
+    }
+
+    line(String::new());
+    match directory {
+        Some(views) => {
+            line("  registry (from the replicas' heartbeats)".to_owned());
+            for view in views {
+                let replicas: Vec<String> = view
+                    .replicas
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "replica {} at {} {} (applied {})",
+                            r.node_id, r.address, r.health, r.applied_index
+                        )
+                    })
+                    .collect();
+                line(format!(
+                    "    {}  leader {}; {}",
+                    view.code,
+                    view.leader.map_or_else(
+                        || "unknown".to_owned(),
+                        |(id, term)| format!("{id} (term {term})")
+                    ),
+                    replicas.join(", ")
+                ));
+            }
+        }
+        None => line("  registry    unreadable at the end of the run".to_owned()),
     }
 
     line(String::new());

@@ -9,6 +9,7 @@ mod demo;
 mod keys;
 mod node;
 mod reconcile;
+mod registry;
 mod replay;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run one branch replica (gRPC server with its Raft log on disk).
     Node(node::NodeArgs),
+    /// Run one replica of the registry (the branch directory, a Raft group of its own).
+    Registry(registry::RegistryArgs),
     /// Work with the ledger core directly.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -64,6 +67,7 @@ fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Node(args) => node::run(args),
+        Command::Registry(args) => registry::run(args),
         Command::Ledger(LedgerCommand::Replay(args)) => replay::run(args),
         Command::Bench(BenchCommand::Ledger(args)) => bench::run_ledger(args),
         Command::Bench(BenchCommand::Node(args)) => bench_node::run(args),

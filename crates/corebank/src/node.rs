@@ -21,7 +21,8 @@ use corebank_server::ServerConfig;
     Settings may also come from a TOML file (--config); flags override it. Keys: branch, data_dir,\n\
     listen, admin, tls_cert, tls_key, tls_ca, insecure, api_keys, queue_requests_max,\n\
     snapshot_every_entries, node_id, members (list of \"ID=HOST:PORT\"), join, advertise,\n\
-    log_entries_kept_after_snapshot, routes (list of \"BRANCH=HOST:PORT\"). Logs are JSON lines on stderr (RUST_LOG sets the level).")]
+    log_entries_kept_after_snapshot, routes (list of \"BRANCH=HOST:PORT\"), registry (list of\n\
+    \"HOST:PORT\"). Logs are JSON lines on stderr (RUST_LOG sets the level).")]
 pub struct NodeArgs {
     /// A TOML configuration file.
     #[arg(long)]
@@ -81,6 +82,10 @@ pub struct NodeArgs {
     /// replica of that branch; repeat the flag or separate with commas.
     #[arg(long = "route", value_name = "BRANCH=HOST:PORT", value_delimiter = ',')]
     pub routes: Vec<String>,
+    /// The registry's replicas, HOST:PORT each (repeat or separate with commas): this
+    /// replica heartbeats to it, and branches without a --route are looked up there.
+    #[arg(long = "registry", value_name = "HOST:PORT", value_delimiter = ',')]
+    pub registry: Vec<String>,
     /// Fault tests only: SIGUSR1 cuts this replica off from its peers (a network
     /// partition, both directions), SIGUSR2 heals it.
     #[arg(long)]
@@ -146,6 +151,9 @@ fn config(args: &NodeArgs) -> anyhow::Result<ServerConfig> {
     config.join |= args.join;
     if !args.routes.is_empty() {
         config.routes.clone_from(&args.routes);
+    }
+    if !args.registry.is_empty() {
+        config.registry.clone_from(&args.registry);
     }
     if let Some(kept) = args.log_entries_kept_after_snapshot {
         config.log_entries_kept_after_snapshot = kept;

@@ -359,6 +359,20 @@ async fn leader_killed_under_load_fails_over_without_losing_or_repeating_transfe
     // The old leader comes back as a follower and catches up while writes go on.
     replicas[index].start();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Then a follower dies under load, and comes back while writes go on.
+    let follower = replicas
+        .iter()
+        .position(|r| r.id != new_leader && r.process.is_some())
+        .unwrap();
+    let acknowledged_before = log.lock().unwrap().acknowledged.len();
+    replicas[follower].kill();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        log.lock().unwrap().acknowledged.len() > acknowledged_before,
+        "writes stopped while one follower of three was down"
+    );
+    replicas[follower].start();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
     stop.store(true, Ordering::SeqCst);
     for task in load {
         task.await.unwrap();

@@ -8,6 +8,7 @@
 //! Storage layout and formats: docs/node.md.
 
 pub mod command;
+pub mod group;
 mod log_store;
 mod network;
 mod node;
@@ -16,7 +17,7 @@ mod state_machine;
 pub mod types;
 
 pub use command::{Command, Request, RequestOutcome};
-pub use log_store::LogStoreError;
+pub use log_store::{LogStore, LogStoreError, LogTypeConfig};
 pub use node::{ClusterView, Member, MembershipError, Node, NodeConfig, NodeError, ReadError};
 pub use pipeline::SubmitError;
 pub use state_machine::StateMachineError;

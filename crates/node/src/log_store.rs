@@ -5,17 +5,36 @@
 //! the checksum catches what redb cannot: bytes damaged after they were written. The
 //! store verifies every record when it opens and refuses to start on a damaged one, and
 //! every read verifies again, so a damaged record is never applied.
+//!
+//! The store is generic over the Raft type configuration ([`LogTypeConfig`]): a branch
+//! keeps its [`TypeConfig`](crate::TypeConfig) entries in it, the registry its own. The
+//! on-disk format is the same for every configuration (docs/node.md, "The log").
 
 use std::fmt::Debug;
+use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{ErrorSubject, ErrorVerb, RaftLogReader};
+use openraft::{BasicNode, ErrorSubject, ErrorVerb, RaftLogReader, RaftTypeConfig};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{LogId, StorageError, Vote};
+
+/// The Raft type configurations whose logs this store keeps: node ids are `u64`, nodes
+/// are [`BasicNode`]s (an address), entries are openraft's own [`openraft::Entry`]
+/// (their application data is serde-encoded, which openraft's `serde` feature
+/// guarantees).
+pub trait LogTypeConfig:
+    RaftTypeConfig<NodeId = u64, Node = BasicNode, Entry = openraft::Entry<Self>>
+{
+}
+
+impl<C> LogTypeConfig for C where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode, Entry = openraft::Entry<C>>
+{
+}
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
@@ -40,13 +59,23 @@ pub enum LogStoreError {
     Storage(String),
 }
 
-/// The log store; cheap to clone (the database is shared).
-#[derive(Clone)]
-pub struct LogStore {
+/// The log store of a Raft group of type configuration `C`; cheap to clone (the
+/// database is shared).
+pub struct LogStore<C> {
     db: Arc<Database>,
+    config: PhantomData<fn() -> C>,
 }
 
-impl Debug for LogStore {
+impl<C> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            db: Arc::clone(&self.db),
+            config: PhantomData,
+        }
+    }
+}
+
+impl<C> Debug for LogStore<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LogStore")
     }
@@ -67,7 +96,9 @@ fn vote_error(verb: ErrorVerb, error: impl std::fmt::Display) -> StorageError {
     )
 }
 
-fn encode_entry(entry: &Entry) -> Result<Vec<u8>, bincode::error::EncodeError> {
+fn encode_entry<C: LogTypeConfig>(
+    entry: &openraft::Entry<C>,
+) -> Result<Vec<u8>, bincode::error::EncodeError> {
     let payload = bincode::serde::encode_to_vec(entry, bincode::config::standard())?;
     let mut record = Vec::with_capacity(CHECKSUM_BYTES + payload.len());
     record.extend_from_slice(blake3::hash(&payload).as_bytes());
@@ -88,9 +119,9 @@ fn checked_payload(record: &[u8]) -> Result<&[u8], String> {
 }
 
 /// Decodes a record, checking its checksum and that it holds the entry it is filed under.
-fn decode_entry(index: u64, record: &[u8]) -> Result<Entry, String> {
+fn decode_entry<C: LogTypeConfig>(index: u64, record: &[u8]) -> Result<openraft::Entry<C>, String> {
     let payload = checked_payload(record)?;
-    let (entry, read): (Entry, usize) =
+    let (entry, read): (openraft::Entry<C>, usize) =
         bincode::serde::decode_from_slice(payload, bincode::config::standard())
             .map_err(|error| format!("undecodable record: {error}"))?;
     if read != payload.len() {
@@ -115,14 +146,17 @@ fn decode_meta<T: serde::de::DeserializeOwned>(
     bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(value, _)| value)
 }
 
-impl LogStore {
+impl<C: LogTypeConfig> LogStore<C> {
     /// Opens (or creates) the log at `path` and verifies every record in it.
     pub fn open(path: &Path) -> Result<Self, LogStoreError> {
         let db = Database::create(path).map_err(|source| LogStoreError::Open {
             path: path.display().to_string(),
             source,
         })?;
-        let store = Self { db: Arc::new(db) };
+        let store = Self {
+            db: Arc::new(db),
+            config: PhantomData,
+        };
         store
             .ensure_tables()
             .map_err(|e| LogStoreError::Storage(e.to_string()))?;
@@ -199,10 +233,14 @@ impl LogStore {
         let Some((key, value)) = table.last().map_err(|e| e.to_string())? else {
             return Ok(None);
         };
-        decode_entry(key.value(), value.value()).map(|entry| Some(entry.log_id))
+        decode_entry::<C>(key.value(), value.value()).map(|entry| Some(entry.log_id))
     }
 
-    fn read_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<Vec<Entry>, String> {
+    fn read_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<Vec<openraft::Entry<C>>, String> {
         let txn = self.db.begin_read().map_err(|e| e.to_string())?;
         let table = txn.open_table(LOG).map_err(|e| e.to_string())?;
         let mut entries = Vec::new();
@@ -259,11 +297,11 @@ impl LogStore {
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
+impl<C: LogTypeConfig> RaftLogReader<C> for LogStore<C> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> Result<Vec<openraft::Entry<C>>, StorageError> {
         let start = range.start_bound().cloned();
         let end = range.end_bound().cloned();
         let store = self.clone();
@@ -274,10 +312,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 }
 
-impl RaftLogStorage<TypeConfig> for LogStore {
+impl<C: LogTypeConfig> RaftLogStorage<C> for LogStore<C> {
     type LogReader = Self;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError> {
         let read = |e: String| storage_error(ErrorVerb::Read, std::io::Error::other(e));
         let last_purged_log_id: Option<LogId> = self.read_meta(KEY_LAST_PURGED).map_err(read)?;
         let last_log_id = self
@@ -323,13 +361,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError>
     where
-        I: IntoIterator<Item = Entry> + Send,
+        I: IntoIterator<Item = openraft::Entry<C>> + Send,
         I::IntoIter: Send,
     {
         let mut records = Vec::new();

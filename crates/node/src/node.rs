@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corebank_ledger::Ledger;
-use openraft::error::ClientWriteError;
 use openraft::network::RaftNetworkFactory;
-use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 use tokio::task::JoinHandle;
 
 use crate::command::{Request, RequestOutcome};
+use crate::group;
 use crate::log_store::{LogStore, LogStoreError};
 use crate::network::SingleMemberNetwork;
 use crate::pipeline::{Pipeline, SubmitError};
@@ -231,7 +231,7 @@ impl Node {
         }
         let alone = !config.join && members.len() == 1;
         prepare_data_dir(&config)?;
-        let log_store = LogStore::open(&config.data_dir.join("raft.redb"))?;
+        let log_store = LogStore::<TypeConfig>::open(&config.data_dir.join("raft.redb"))?;
         let state_machine =
             StateMachine::open(&config.data_dir.join("snapshots"), config.ledger_capacity)?;
         let shared = state_machine.shared();
@@ -339,9 +339,7 @@ impl Node {
 
     /// Does this replica lead its branch (and so take writes)?
     pub fn is_leader(&self) -> bool {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        metrics.current_leader == Some(metrics.id)
+        group::is_leader(&self.raft)
     }
 
     /// Index of the last applied log entry.
@@ -377,16 +375,7 @@ impl Node {
 
     /// The leader this replica knows of: node id and address.
     pub fn leader(&self) -> Option<(u64, String)> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let leader = metrics.current_leader?;
-        let address = metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|node| node.addr.clone())
-            .unwrap_or_default();
-        Some((leader, address))
+        group::leader(&self.raft)
     }
 
     /// The address of a member of the group, from the membership.
@@ -402,134 +391,19 @@ impl Node {
 
     /// This replica's view of its group.
     pub fn cluster_view(&self) -> ClusterView {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let members = membership
-            .nodes()
-            .map(|(id, node)| Member {
-                node_id: *id,
-                address: node.addr.clone(),
-                voter: voters.contains(id),
-                matched_index: metrics
-                    .replication
-                    .as_ref()
-                    .and_then(|replication| replication.get(id))
-                    .and_then(|matched| matched.map(|log_id| log_id.index)),
-            })
-            .collect();
-        let leader = metrics.current_leader.map(|id| {
-            let address = membership
-                .get_node(&id)
-                .map(|node| node.addr.clone())
-                .unwrap_or_default();
-            (id, address)
-        });
-        ClusterView {
-            node_id: metrics.id,
-            role: match metrics.state {
-                ServerState::Leader => "leader",
-                ServerState::Follower => "follower",
-                ServerState::Candidate => "candidate",
-                ServerState::Learner => "learner",
-                ServerState::Shutdown => "shutdown",
-            },
-            term: metrics.current_term,
-            leader,
-            last_log_index: metrics.last_log_index.unwrap_or(0),
-            last_applied_index: self.applied_index(),
-            members,
-        }
-    }
-
-    fn not_leader(&self) -> MembershipError {
-        MembershipError::NotLeader {
-            leader: self.leader(),
-        }
+        group::cluster_view(&self.raft, self.applied_index())
     }
 
     /// Adds a replica: it joins as a learner, catches up (log or snapshot), then becomes
     /// a voter. Returns once the new membership is committed. Leader only.
     pub async fn add_replica(&self, node_id: u64, address: String) -> Result<(), MembershipError> {
-        if address.trim().is_empty() {
-            return Err(MembershipError::Invalid(
-                "the new replica's address is empty".into(),
-            ));
-        }
-        if !self.is_leader() {
-            return Err(self.not_leader());
-        }
-        let view = self.cluster_view();
-        if let Some(existing) = view.members.iter().find(|m| m.node_id == node_id) {
-            if existing.address != address {
-                return Err(MembershipError::Invalid(format!(
-                    "replica {node_id} is already a member at {}; node ids are never reused",
-                    existing.address
-                )));
-            }
-            if existing.voter {
-                return Ok(());
-            }
-        }
-        self.raft
-            .add_learner(node_id, BasicNode::new(address), true)
-            .await
-            .map_err(|error| self.membership_error(error))?;
-        self.raft
-            .change_membership(
-                ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([node_id])),
-                false,
-            )
-            .await
-            .map_err(|error| self.membership_error(error))?;
-        Ok(())
+        group::add_member(&self.raft, node_id, address).await
     }
 
     /// Removes a replica from the group (voter or learner). Leader only; the group
     /// keeps at least one voter.
     pub async fn remove_replica(&self, node_id: u64) -> Result<(), MembershipError> {
-        if !self.is_leader() {
-            return Err(self.not_leader());
-        }
-        let view = self.cluster_view();
-        let Some(member) = view.members.iter().find(|m| m.node_id == node_id) else {
-            return Err(MembershipError::Invalid(format!(
-                "replica {node_id} is not a member of this branch"
-            )));
-        };
-        let ids = std::collections::BTreeSet::from([node_id]);
-        if member.voter {
-            if view.members.iter().filter(|m| m.voter).count() <= 1 {
-                return Err(MembershipError::Invalid(
-                    "the last voter of a branch cannot be removed".into(),
-                ));
-            }
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
-                .await
-                .map_err(|error| self.membership_error(error))?;
-        }
-        self.raft
-            .change_membership(ChangeMembers::RemoveNodes(ids), false)
-            .await
-            .map_err(|error| self.membership_error(error))?;
-        Ok(())
-    }
-
-    fn membership_error(
-        &self,
-        error: openraft::error::RaftError<u64, ClientWriteError<u64, BasicNode>>,
-    ) -> MembershipError {
-        match error {
-            openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
-                self.not_leader()
-            }
-            openraft::error::RaftError::APIError(ClientWriteError::ChangeMembershipError(
-                error,
-            )) => MembershipError::Invalid(error.to_string()),
-            other => MembershipError::Failed(other.to_string()),
-        }
+        group::remove_member(&self.raft, "branch", node_id).await
     }
 
     /// The BLAKE3 digest of this replica's ledger and the log index it reflects.

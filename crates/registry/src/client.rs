@@ -174,6 +174,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `host:port` of an endpoint, without its scheme or a trailing slash.
+fn bare_address(endpoint: &str) -> &str {
+    endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .unwrap_or(endpoint)
+        .trim_end_matches('/')
+}
+
+fn same_address(a: &str, b: &str) -> bool {
+    bare_address(a) == bare_address(b)
+}
+
 fn invalid_response(error: InvalidView) -> ClientError {
     ClientError::InvalidResponse { message: error.0 }
 }
@@ -188,6 +201,13 @@ fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 fn classify(status: &Status, endpoint: &str) -> Next {
     if let Some(error) = ApiError::from_status(status) {
         return match (error.code, error.leader.clone()) {
+            // The registry leader stepped down with the call in flight: it may have
+            // been applied, so only idempotent calls go on (to another replica).
+            (ErrorCode::NotLeader, _) if error.reason == "outcome_unknown" => Next::Another {
+                error: ClientError::Api(error),
+                unknown: true,
+                broken: false,
+            },
             (ErrorCode::NotLeader, Some(leader)) => Next::Redirect(leader, ClientError::Api(error)),
             (ErrorCode::NotLeader | ErrorCode::Unavailable | ErrorCode::BusyRetry, _) => {
                 Next::Another {
@@ -331,10 +351,16 @@ impl RegistryClient {
         }
     }
 
-    /// Makes `leader` the current address, learning it when it is new.
+    /// Makes `leader` the current address, learning it when it is new (a replica
+    /// names the leader as `host:port`; the same address configured with a scheme is
+    /// the same endpoint).
     fn redirect(&self, leader: &str) {
         let mut endpoints = lock(&self.inner.endpoints);
-        if let Some(index) = endpoints.list.iter().position(|e| e.address == leader) {
+        if let Some(index) = endpoints
+            .list
+            .iter()
+            .position(|e| same_address(&e.address, leader))
+        {
             endpoints.current = index;
             return;
         }
@@ -387,6 +413,7 @@ impl RegistryClient {
         let started = Instant::now();
         let mut last_error = None;
         let mut failures_in_round = 0usize;
+        let mut redirects = 0usize;
         let mut pause = ROUND_PAUSE_MIN;
         for _ in 0..self.inner.config.attempts_max {
             let remaining = connection.total_timeout.saturating_sub(started.elapsed());
@@ -431,7 +458,13 @@ impl RegistryClient {
                     tracing::debug!(from = %address, to = %leader, "registry redirect");
                     self.redirect(&leader);
                     last_error = Some(error);
-                    continue;
+                    // During an election replicas may name a leader that no longer
+                    // leads: beyond one redirection per address, redirections count
+                    // as failures, so that such a chain pauses like any round.
+                    redirects += 1;
+                    if redirects <= self.endpoint_count() {
+                        continue;
+                    }
                 }
                 Next::Another {
                     error,

@@ -70,6 +70,13 @@ pub fn store_error(error: &StoreError) -> ApiError {
             leader: leader.clone(),
             ..ApiError::new(ErrorCode::NotLeader, error.to_string())
         },
+        // As a branch answers a write whose leader stepped down: `not_leader` with
+        // reason `outcome_unknown`, so that clients know the command may have applied.
+        StoreError::LeadershipLost { leader } => ApiError {
+            leader: leader.clone(),
+            ..ApiError::new(ErrorCode::NotLeader, error.to_string())
+        }
+        .with_reason(error.code()),
         StoreError::Unavailable { .. } => ApiError::new(ErrorCode::Unavailable, error.to_string()),
         StoreError::Internal { .. } => ApiError::new(ErrorCode::Internal, error.to_string()),
     }

@@ -13,8 +13,12 @@
 //!   [`Directory::health`]. Snapshots: [`Directory::to_snapshot_bytes`] /
 //!   [`Directory::from_snapshot_bytes`] (versioned, BLAKE3-checked, invariants
 //!   re-checked).
-//! - [`RegistryStore`]: where the directory lives. [`MemoryStore`] here; the Raft
-//!   store plugs in through the same trait.
+//! - [`RegistryStore`]: where the directory lives. [`MemoryStore`] (tests, one
+//!   process), or [`RaftStore`]: the registry's own Raft group (openraft, the redb
+//!   log of `corebank-node`, snapshots in the data directory; [`RegistryTypeConfig`]).
+//! - [`start`]: a registry replica ([`RegistryConfig`] → [`RunningRegistry`]): the
+//!   Registry, Cluster and RaftTransport services on one gRPC port (TLS 1.3, or plain
+//!   TCP on loopback), `/health`, `/ready`, `/metrics`. `corebank registry` runs it.
 //! - [`RegistryService`]: the `corebank.v1.Registry` gRPC service over any store,
 //!   with every call authorised through [`Authorize`] ([`RegistryRpc::scope`]:
 //!   `admin` to change the directory, `transfer` for heartbeats, `read` for the
@@ -52,10 +56,15 @@ mod cache;
 mod catalog;
 mod client;
 mod clock;
+mod cluster;
+mod config;
 mod directory;
 mod error;
 pub mod errors;
 mod heartbeat;
+mod raft_state_machine;
+mod raft_store;
+mod running;
 mod service;
 mod snapshot;
 mod store;
@@ -68,6 +77,7 @@ pub use client::{
     REGISTRY_ENDPOINTS_MAX, RegistryClient, RegistryClientConfig,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{REGISTRY_LISTEN_DEFAULT, RegistryConfig, RegistryConfigError};
 pub use directory::{
     ADDRESS_BYTES_MAX, Applied, BRANCHES_MAX, Branch, Directory, Health, HeartbeatReport, Leader,
     NAME_BYTES_MAX, NodeId, REPLICAS_MAX, RegistryCommand, RegistryResponse, Replica,
@@ -77,6 +87,12 @@ pub use error::{AddressProblem, CommandError, LookupError, SnapshotError, TextPr
 pub use heartbeat::{
     HEARTBEAT_INTERVAL_MIN, HeartbeatStats, HeartbeatTarget, ReplicaReport, heartbeat_loop,
 };
+pub use raft_state_machine::StateMachineError;
+pub use raft_store::{
+    REGISTRY_DATA_VERSION, RaftStore, RaftStoreConfig, RaftStoreError, RegistryRaft,
+    RegistryTypeConfig,
+};
+pub use running::{RegistryStartError, RunningRegistry, start};
 pub use service::{
     HEARTBEAT_WINDOW_MS_DEFAULT, LIST_BRANCHES_LIMIT_MAX, REQUEST_BYTES_MAX, RegistryService,
     ServiceConfig,
@@ -85,5 +101,7 @@ pub use snapshot::{SNAPSHOT_BYTES_MAX, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use store::{MemoryStore, RegistryStore, StoreError};
 pub use view::{AccountRoute, BranchView, InvalidView, ReplicaView, product_to_proto};
 
+#[cfg(test)]
+mod raft_tests;
 #[cfg(test)]
 mod tests;

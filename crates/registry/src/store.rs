@@ -8,7 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use crate::directory::{Directory, RegistryCommand, RegistryResponse};
 
 /// Why a store could not take a command or serve a read. The command was not
-/// applied, except possibly after [`Internal`](Self::Internal).
+/// applied, except possibly after [`LeadershipLost`](Self::LeadershipLost) and
+/// [`Internal`](Self::Internal).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -16,6 +17,14 @@ pub enum StoreError {
     #[error("this registry replica is not the leader{}", leader_hint(.leader.as_deref()))]
     NotLeader {
         /// The leader's gRPC address, when known.
+        leader: Option<String>,
+    },
+    /// This replica lost the lead while the command was in flight: the new leader
+    /// may or may not have committed it (outcome unknown). Idempotent commands can be
+    /// sent again; the leader's address when known.
+    #[error("this registry replica lost the lead with the command in flight; it may or may not have been applied{}", leader_hint(.leader.as_deref()))]
+    LeadershipLost {
+        /// The new leader's gRPC address, when known.
         leader: Option<String>,
     },
     /// The store cannot commit or read now (no quorum, shutting down); nothing was
@@ -41,10 +50,11 @@ fn leader_hint(leader: Option<&str>) -> String {
 }
 
 impl StoreError {
-    /// `not_leader`, `unavailable` or `internal`.
+    /// `not_leader`, `outcome_unknown`, `unavailable` or `internal`.
     pub const fn code(&self) -> &'static str {
         match self {
             Self::NotLeader { .. } => "not_leader",
+            Self::LeadershipLost { .. } => "outcome_unknown",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal { .. } => "internal",
         }

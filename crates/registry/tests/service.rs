@@ -694,6 +694,16 @@ async fn the_client_fails_over_and_follows_the_leader() {
     assert_eq!(error.code, ErrorCode::NotLeader);
     assert_eq!(error.leader, Some(leader.endpoint()));
 
+    // A leader named without a scheme is the configured endpoint with one: the
+    // client moves there instead of learning the same address twice.
+    let named = follower(Some(leader.endpoint())).await;
+    let client = client_for(&[named.endpoint(), format!("http://{}", leader.endpoint())]);
+    assert_eq!(client.get_branch(code(2)).await.unwrap().name, "Porto");
+    assert_eq!(
+        client.current_endpoint(),
+        format!("http://{}", leader.endpoint())
+    );
+
     // With only followers that know no leader, the client gives up within its
     // attempts and says why.
     let nowhere =

@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// one entry per replica (e.g. `0002=10.0.1.1:8080`).
     #[serde(default)]
     pub routes: Vec<String>,
+    /// The registry's replicas (`host:port` each): this replica heartbeats to it, and
+    /// branches without a route are looked up there.
+    #[serde(default)]
+    pub registry: Vec<String>,
     /// The API key this replica presents to its peers when they take API keys (never
     /// in a file: the binary reads it from COREBANK_PEER_API_KEY).
     #[serde(skip)]
@@ -138,6 +142,7 @@ impl ServerConfig {
             log_entries_kept_after_snapshot: default_kept(),
             peer_api_key: None,
             routes: Vec::new(),
+            registry: Vec::new(),
         }
     }
 

@@ -158,12 +158,21 @@ pub struct CrossBranch {
     routes: RwLock<BranchRoutes>,
     remotes: Mutex<BTreeMap<BranchCode, LedgerPort>>,
     peers: PeerSettings,
+    /// Where branches without a static route are looked up.
+    registry: Option<corebank_registry::RegistryClient>,
+    last_listed: Mutex<Option<tokio::time::Instant>>,
     /// Clearing account pairs known to exist: (other branch, currency numeric code).
     ensured: Mutex<BTreeSet<(u16, u32)>>,
 }
 
 impl CrossBranch {
-    pub fn new(node: Arc<Node>, branch: Branch, routes: BranchRoutes, peers: PeerSettings) -> Self {
+    pub fn new(
+        node: Arc<Node>,
+        branch: Branch,
+        routes: BranchRoutes,
+        peers: PeerSettings,
+        registry: Option<corebank_registry::RegistryClient>,
+    ) -> Self {
         Self {
             local: LedgerPort::Local {
                 node,
@@ -173,6 +182,8 @@ impl CrossBranch {
             routes: RwLock::new(routes),
             remotes: Mutex::new(BTreeMap::new()),
             peers,
+            registry,
+            last_listed: Mutex::new(None),
             ensured: Mutex::new(BTreeSet::new()),
         }
     }
@@ -183,8 +194,48 @@ impl CrossBranch {
         self.remotes.lock().await.clear();
     }
 
+    /// Can this branch reach `branch` (a static route, or the registry knows it)?
     pub async fn knows(&self, branch: BranchCode) -> bool {
-        self.routes.read().await.contains_key(&branch)
+        self.addresses(branch).await.is_some()
+    }
+
+    /// The replica addresses of `branch`: its static route, else the registry's entry
+    /// (remembered until the routes are replaced).
+    async fn addresses(&self, branch: BranchCode) -> Option<Vec<String>> {
+        if let Some(addresses) = self.routes.read().await.get(&branch) {
+            return Some(addresses.clone());
+        }
+        let registry = self.registry.as_ref()?;
+        let addresses = crate::registry_link::branch_addresses(registry, branch).await?;
+        self.routes.write().await.insert(branch, addresses.clone());
+        Some(addresses)
+    }
+
+    /// Every branch the registry knows gets a route (at most every 10 s), so that the
+    /// sagas found after a restart can reach their destinations.
+    async fn learn_branches(&self) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        {
+            let mut last = self.last_listed.lock().await;
+            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+                return;
+            }
+            *last = Some(tokio::time::Instant::now());
+        }
+        let Ok(branches) = registry.list_branches(None).await else {
+            return;
+        };
+        let mut routes = self.routes.write().await;
+        for view in branches {
+            if view.code == self.branch.code || view.replicas.is_empty() {
+                continue;
+            }
+            routes
+                .entry(view.code)
+                .or_insert_with(|| view.replicas.iter().map(|r| r.address.clone()).collect());
+        }
     }
 
     /// The port of another branch, connected on first use.
@@ -294,6 +345,7 @@ impl CrossBranch {
 
     /// One pass over the unfinished sagas of this branch.
     pub async fn resume_once(&self, options: &ResumeOptions) -> Result<usize, PortError> {
+        self.learn_branches().await;
         let codes: Vec<BranchCode> = self.routes.read().await.keys().copied().collect();
         let mut ports = BTreeMap::new();
         for code in codes {

@@ -13,6 +13,7 @@ pub mod cross_branch;
 mod errors;
 mod events_service;
 mod ledger_service;
+pub mod registry_link;
 pub mod replication;
 
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use corebank_banking::{Branch, Product};
 use corebank_node::{Node, NodeConfig, Request, RequestOutcome};
 use corebank_proto::v1::{
     banking_server::BankingServer, cluster_server::ClusterServer, events_server::EventsServer,
-    ledger_server::LedgerServer, raft_transport_server::RaftTransportServer,
+    ledger_server::LedgerServer,
 };
 use corebank_security::{ApiKeyStore, Authenticator};
 use tokio::net::TcpListener;
@@ -325,11 +326,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
+    let registry = if config.registry.is_empty() {
+        None
+    } else {
+        Some(
+            registry_link::registry_client(&config.registry, &peers)
+                .map_err(|error| ServerError::Setup(format!("the registry: {error}")))?,
+        )
+    };
     let cross_branch = Arc::new(cross_branch::CrossBranch::new(
         Arc::clone(&node),
         branch,
         config.route_map()?,
         peers.clone(),
+        registry.clone(),
     ));
     let banking = BankingServer::new(banking_service::BankingService {
         node: Arc::clone(&node),
@@ -344,13 +354,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         gate: gate.clone(),
         branch: config.branch,
     });
-    let raft_transport = RaftTransportServer::new(replication::RaftTransportService {
-        node: Arc::clone(&node),
-        gate: gate.clone(),
-        isolation: isolation.clone(),
-    })
-    .max_decoding_message_size(replication::RAFT_MESSAGE_BYTES_MAX)
-    .max_encoding_message_size(replication::RAFT_MESSAGE_BYTES_MAX);
+    let raft_transport = replication::raft_transport(&node, gate.clone(), isolation.clone());
     let cluster = ClusterServer::new(replication::ClusterService {
         node: Arc::clone(&node),
         gate: gate.clone(),
@@ -380,6 +384,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             Arc::clone(&cross_branch).run_resume(Arc::clone(&node), stop_receiver.clone()),
         ),
     ];
+    if let Some(registry) = registry {
+        let target = corebank_registry::HeartbeatTarget {
+            branch: branch.code,
+            node_id: config.node_id,
+            address: config
+                .advertise
+                .clone()
+                .unwrap_or_else(|| grpc_addr.to_string()),
+        };
+        tasks.push(tokio::spawn(registry_link::run_heartbeats(
+            registry,
+            target,
+            Arc::clone(&node),
+            stop_receiver.clone(),
+        )));
+    }
     let shutdown = stopped(stop_receiver.clone());
     let server = match tls {
         None => tokio::spawn(async move {

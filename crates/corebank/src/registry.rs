@@ -1,0 +1,205 @@
+//! `corebank registry`: one replica of the registry (the branch directory), alone or in
+//! a Raft group of three.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use corebank_registry::{REGISTRY_LISTEN_DEFAULT, RegistryConfig, RunningRegistry};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    corebank registry --data-dir ./data/registry --listen 127.0.0.1:9090 --admin 127.0.0.1:9190 --insecure\n  \
+    corebank registry --data-dir /var/lib/corebank/registry --listen 0.0.0.0:9090 \\\n      \
+    --tls-cert certs/registry.pem --tls-key certs/registry-key.pem --tls-ca certs/ca.pem --api-keys keys.json\n\n\
+    A registry of three replicas (run one line on each machine; the same --member list on all):\n  \
+    corebank registry --data-dir /var/lib/corebank/registry --listen 0.0.0.0:9090 \\\n      \
+    --advertise 10.0.9.1:9090 --node-id 1 --member 1=10.0.9.1:9090,2=10.0.9.2:9090,3=10.0.9.3:9090 \\\n      \
+    --tls-cert certs/registry1.pem --tls-key certs/registry1-key.pem --tls-ca certs/ca.pem\n\
+    Replicas authenticate each other with their certificates (mutual TLS, admin scope), or with\n\
+    the API key in COREBANK_PEER_API_KEY. Membership: `corebank client --server REGISTRY\n\
+    cluster-status | add-replica | remove-replica`. Runbook: docs/operations.md, \"The registry\".\n\
+    Logs are JSON lines on stderr (RUST_LOG sets the level).")]
+pub struct RegistryArgs {
+    /// Where the registry's Raft log and snapshot live.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// gRPC address (Registry, Cluster and RaftTransport services) [default: 127.0.0.1:9090].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Address of /metrics, /health and /ready (plain HTTP).
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// The replica's TLS certificate chain (PEM).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// The replica's TLS private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// The CA whose client certificates are accepted (mutual TLS).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Development mode: plain TCP, loopback only, no credentials unless --api-keys.
+    #[arg(long)]
+    pub insecure: bool,
+    /// The API key file (see `corebank keys`).
+    #[arg(long)]
+    pub api_keys: Option<PathBuf>,
+    /// This replica's node id in the registry group (from 1; unique, never reused) [default: 1].
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<u64>,
+    /// The founding replicas of the registry, ID=HOST:PORT each (this one included), the same
+    /// list on each of them; repeat the flag or separate with commas. Without it the registry
+    /// has this one replica.
+    #[arg(long = "member", value_name = "ID=HOST:PORT", value_delimiter = ',')]
+    pub members: Vec<String>,
+    /// Start empty and wait to be added by the registry's leader
+    /// (`corebank client --server REGISTRY add-replica --node-id ID --address HOST:PORT`).
+    #[arg(long)]
+    pub join: bool,
+    /// The address other replicas and clients dial for this one [default: --listen].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Log entries between snapshots [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub snapshot_every_entries: Option<u64>,
+    /// Log entries kept behind each snapshot for replicas catching up [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub log_entries_kept_after_snapshot: Option<u64>,
+    /// Fault tests only: SIGUSR1 cuts this replica off from its peers (a network
+    /// partition, both directions), SIGUSR2 heals it.
+    #[arg(long)]
+    pub fault_injection: bool,
+}
+
+fn config(args: &RegistryArgs) -> anyhow::Result<RegistryConfig> {
+    let mut config = RegistryConfig::insecure(
+        args.data_dir.clone(),
+        args.listen.unwrap_or(REGISTRY_LISTEN_DEFAULT),
+    );
+    config.insecure = args.insecure;
+    config.admin = args.admin;
+    config.tls_cert.clone_from(&args.tls_cert);
+    config.tls_key.clone_from(&args.tls_key);
+    config.tls_ca.clone_from(&args.tls_ca);
+    config.api_keys.clone_from(&args.api_keys);
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    config.members.clone_from(&args.members);
+    config.join = args.join;
+    config.advertise.clone_from(&args.advertise);
+    if let Some(every) = args.snapshot_every_entries {
+        config.snapshot_every_entries = every;
+    }
+    if let Some(kept) = args.log_entries_kept_after_snapshot {
+        config.log_entries_kept_after_snapshot = kept;
+    }
+    // Peers that take API keys: the key this replica presents (never from a file or a flag,
+    // so that it shows neither in `ps` nor in a configuration committed somewhere).
+    if let Ok(key) = std::env::var("COREBANK_PEER_API_KEY")
+        && !key.is_empty()
+    {
+        config.peer_api_key = Some(corebank_security::Secret::new(key));
+    }
+    config
+        .validate()
+        .context("the registry's settings cannot run")?;
+    Ok(config)
+}
+
+/// Waits for Ctrl-C or SIGTERM; SIGHUP reloads the API key file meanwhile.
+async fn serve_until_stopped(registry: &RunningRegistry, fault_injection: bool) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut hangup), Ok(mut isolate), Ok(mut heal)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = isolate.recv() => if fault_injection {
+                    tracing::warn!("fault injection: isolated from the other registry replicas");
+                    registry.isolate(true);
+                },
+                _ = heal.recv() => if fault_injection {
+                    tracing::warn!("fault injection: reconnected to the other registry replicas");
+                    registry.isolate(false);
+                },
+                _ = tokio::signal::ctrl_c() => return,
+                _ = terminate.recv() => return,
+                _ = hangup.recv() => match registry.reload_api_keys() {
+                    Some(Ok(keys)) => tracing::info!(keys, "API keys reloaded"),
+                    Some(Err(error)) => tracing::error!(%error, "API keys not reloaded; the previous keys stay in force"),
+                    None => tracing::info!("SIGHUP: no API key file to reload"),
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (registry, fault_injection);
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
+    let config = config(&args)?;
+    let fault_injection = args.fault_injection;
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        if config.insecure {
+            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            eprintln!("!! INSECURE DEVELOPMENT MODE: plain TCP, no encryption,");
+            if config.api_keys.is_none() {
+                eprintln!("!! and NO CREDENTIALS: any local process can rewrite the directory");
+                eprintln!("!! and send every branch's traffic wherever it likes.");
+            }
+            eprintln!("!! Listening on loopback only. Never run a real registry like this.");
+            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+        }
+        let node_id = config.node_id;
+        let data_dir = config.data_dir.display().to_string();
+        let tls = !config.insecure;
+        let registry = corebank_registry::start(config).await?;
+        // Machine-readable start-up lines (tests and scripts read the bound ports here).
+        println!("corebank registry: data {data_dir} node-id {node_id}");
+        println!(
+            "listening grpc {} ({})",
+            registry.grpc_addr(),
+            if tls { "TLS 1.3" } else { "plain TCP" }
+        );
+        if let Some(admin) = registry.admin_addr() {
+            println!("listening admin {admin}");
+        }
+        println!("ready");
+        tracing::info!(grpc = %registry.grpc_addr(), node_id, "registry replica ready");
+        if fault_injection {
+            eprintln!(
+                "!! FAULT INJECTION enabled: SIGUSR1 isolates this replica, SIGUSR2 heals it."
+            );
+        }
+        serve_until_stopped(&registry, fault_injection).await;
+        tracing::info!("stopping");
+        registry.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
