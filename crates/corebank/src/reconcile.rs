@@ -3,6 +3,7 @@
 //! currency across the bank (docs/clearing.md). Exit status 0 when clean, 1 on any
 //! break, 2 when a branch could not be read.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -79,59 +80,78 @@ fn routes(items: &[String]) -> anyhow::Result<std::collections::BTreeMap<BranchC
     Ok(routes)
 }
 
+/// Reads every branch (each through one of its replicas' leader) and reconciles.
+/// `template` carries TLS and credentials; its endpoint is replaced per branch.
+pub async fn reconcile_bank(
+    routes: &BTreeMap<BranchCode, Vec<String>>,
+    template: &ClientConfig,
+    saga_timeout_ns: u64,
+) -> Result<corebank_clearing::ReconciliationReport, String> {
+    let scheme = if template.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut ports = Vec::new();
+    for (code, addresses) in routes {
+        let endpoints = addresses
+            .iter()
+            .map(|address| format!("{scheme}://{address}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut config = template.clone();
+        config.endpoint = endpoints;
+        let client = Client::connect(config)
+            .await
+            .map_err(|error| format!("cannot reach branch {code}: {error}"))?;
+        ports.push(LedgerPort::Remote {
+            client,
+            branch: *code,
+        });
+    }
+    let refs: Vec<&LedgerPort> = ports.iter().collect();
+    let input = corebank_clearing::gather(&refs, &GatherOptions::at(now_ns()))
+        .await
+        .map_err(|error| format!("cannot read the branches: {error}"))?;
+    Ok(corebank_clearing::reconcile(
+        &input,
+        &ReconcileConfig { saga_timeout_ns },
+    ))
+}
+
 pub fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let routes = routes(&args.branches)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut ports = Vec::new();
-        for (code, addresses) in &routes {
-            let scheme = if args.insecure { "http" } else { "https" };
-            let endpoints = addresses
-                .iter()
-                .map(|address| format!("{scheme}://{address}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut config =
-                ClientConfig::new(endpoints).with_total_timeout(Duration::from_secs(30));
-            if !args.insecure {
-                let ca = args
-                    .tls_ca
-                    .as_ref()
-                    .context("TLS needs --tls-ca (or --insecure for development nodes)")?;
-                let mut tls = TlsSettings::new(ca).with_server_name("localhost");
-                if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-                    tls = tls.with_client_cert(cert, key);
-                }
-                config = config.with_tls(tls);
+        let mut template =
+            ClientConfig::new(String::new()).with_total_timeout(Duration::from_secs(30));
+        if !args.insecure {
+            let ca = args
+                .tls_ca
+                .as_ref()
+                .context("TLS needs --tls-ca (or --insecure for development nodes)")?;
+            let mut tls = TlsSettings::new(ca);
+            if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+                tls = tls.with_client_cert(cert, key);
             }
-            config.api_key = args.api_key.clone();
-            match Client::connect(config).await {
-                Ok(client) => ports.push(LedgerPort::Remote {
-                    client,
-                    branch: *code,
-                }),
-                Err(error) => {
-                    eprintln!("error: cannot reach branch {code}: {error}");
-                    return Ok(ExitCode::from(2));
-                }
-            }
+            template = template.with_tls(tls);
         }
-        let refs: Vec<&LedgerPort> = ports.iter().collect();
-        let input = match corebank_clearing::gather(&refs, &GatherOptions::at(now_ns())).await {
-            Ok(input) => input,
+        template.api_key = args.api_key.clone();
+        let report = match reconcile_bank(
+            &routes,
+            &template,
+            args.saga_timeout.saturating_mul(1_000_000_000),
+        )
+        .await
+        {
+            Ok(report) => report,
             Err(error) => {
-                eprintln!("error: cannot read the branches: {error}");
+                eprintln!("error: {error}");
                 return Ok(ExitCode::from(2));
             }
         };
-        let report = corebank_clearing::reconcile(
-            &input,
-            &ReconcileConfig {
-                saga_timeout_ns: args.saga_timeout.saturating_mul(1_000_000_000),
-            },
-        );
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {

@@ -54,6 +54,12 @@ pub struct RegistryArgs {
     /// has this one replica.
     #[arg(long = "member", value_name = "ID=HOST:PORT", value_delimiter = ',')]
     pub members: Vec<String>,
+    /// Reconcile the bank every N seconds while this replica leads the registry: the
+    /// clearing accounts of every pair of branches, stuck cross-branch transfers, and
+    /// posted debits = posted credits per currency (0: never). Breaks are logged as
+    /// errors and counted in /metrics (corebank_reconciliation_breaks).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub reconcile_every: u64,
     /// Start empty and wait to be added by the registry's leader
     /// (`corebank client --server REGISTRY add-replica --node-id ID --address HOST:PORT`).
     #[arg(long)]
@@ -152,6 +158,19 @@ async fn serve_until_stopped(registry: &RunningRegistry, fault_injection: bool) 
 
 pub fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
+    let args_reconcile_every = args.reconcile_every;
+    // How the registry reaches the branches: its own certificate (admin scope) or the
+    // peer API key.
+    let mut reconcile_template = corebank_client::ClientConfig::new(String::new())
+        .with_total_timeout(std::time::Duration::from_secs(30));
+    if let (false, Some(ca)) = (config.insecure, &config.tls_ca) {
+        let mut tls = corebank_client::TlsSettings::new(ca);
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            tls = tls.with_client_cert(cert, key);
+        }
+        reconcile_template = reconcile_template.with_tls(tls);
+    }
+    reconcile_template.api_key = config.peer_api_key.clone();
     let fault_injection = args.fault_injection;
     tracing_subscriber::fmt()
         .json()
@@ -196,10 +215,81 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
                 "!! FAULT INJECTION enabled: SIGUSR1 isolates this replica, SIGUSR2 heals it."
             );
         }
+        let reconciliation = (args_reconcile_every > 0).then(|| {
+            tokio::spawn(periodic_reconciliation(
+                std::sync::Arc::clone(registry.store()),
+                reconcile_template.clone(),
+                std::time::Duration::from_secs(args_reconcile_every),
+            ))
+        });
         serve_until_stopped(&registry, fault_injection).await;
+        if let Some(task) = reconciliation {
+            task.abort();
+        }
         tracing::info!("stopping");
         registry.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// While this replica leads the registry, reconciles every branch in the directory
+/// every `interval`.
+async fn periodic_reconciliation(
+    store: std::sync::Arc<corebank_registry::RaftStore>,
+    template: corebank_client::ClientConfig,
+    interval: std::time::Duration,
+) {
+    use corebank_registry::RegistryStore as _;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        // A linearizable read: only the leader gets the directory (and so reconciles).
+        let Ok(routes) = store
+            .read(|directory| {
+                directory
+                    .branches()
+                    .map(|branch| {
+                        let addresses: Vec<String> = branch
+                            .replicas
+                            .iter()
+                            .map(|replica| replica.address.clone())
+                            .collect();
+                        (branch.code, addresses)
+                    })
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            })
+            .await
+        else {
+            continue;
+        };
+        if routes.len() < 2 {
+            continue;
+        }
+        match crate::reconcile::reconcile_bank(&routes, &template, 10 * 60 * 1_000_000_000).await {
+            Ok(report) => {
+                metrics::gauge!("corebank_reconciliation_breaks").set(report.breaks.len() as f64);
+                metrics::counter!("corebank_reconciliation_runs_total").increment(1);
+                if report.is_clean() {
+                    tracing::info!(
+                        branches = routes.len(),
+                        open_sagas = report.open_sagas.len(),
+                        "reconciliation clean"
+                    );
+                } else {
+                    tracing::error!(
+                        breaks = report.breaks.len(),
+                        report = %serde_json::to_string(&report).unwrap_or_default(),
+                        "reconciliation found breaks"
+                    );
+                }
+            }
+            Err(error) => {
+                metrics::counter!("corebank_reconciliation_failures_total").increment(1);
+                tracing::warn!(%error, "reconciliation could not read every branch");
+            }
+        }
+    }
 }

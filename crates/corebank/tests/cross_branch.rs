@@ -344,3 +344,94 @@ async fn sagas_finish_after_the_coordinator_or_the_destination_is_killed_mid_fli
     let (code, report) = branches.reconcile();
     assert_eq!(code, 0, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branches_register_heartbeat_and_find_each_other_through_the_registry() {
+    let root = tempfile::tempdir().unwrap();
+    let registry = NodeProcess::start_subcommand(
+        "registry",
+        &root.path().join("registry"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+            "--reconcile-every",
+            "1",
+        ],
+    )
+    .unwrap();
+    let registry_address = registry.grpc.to_string();
+    // No --route: each branch registers itself and looks the other up.
+    let start = |code: &str| {
+        NodeProcess::start(
+            &root.path().join(code),
+            &[
+                "--branch",
+                code,
+                "--insecure",
+                "--listen",
+                "127.0.0.1:0",
+                "--registry",
+                &registry_address,
+            ],
+        )
+        .unwrap()
+    };
+    let (first_node, second_node) = (start("0001"), start("0002"));
+    let connect = |address: std::net::SocketAddr| {
+        Client::connect(
+            ClientConfig::new(format!("http://{address}"))
+                .with_total_timeout(Duration::from_secs(20)),
+        )
+    };
+    let first = connect(first_node.grpc).await.unwrap();
+    let second = connect(second_node.grpc).await.unwrap();
+    let alice = open(&first, "alice", "100.00").await;
+    let bob = open(&second, "bob", "0.01").await;
+
+    // The payee's branch becomes known once it has registered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        match first
+            .transfer(&alice, &bob, "40.00", Some("via-registry"), "")
+            .await
+        {
+            Ok(receipt) => break receipt,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("waiting for the registry to know branch 0002: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    };
+    assert_eq!(receipt.status, v1::TransferStatus::Posted as i32);
+    assert_eq!(posted(&second, &bob).await, 4_001);
+
+    // Both branches registered and heartbeat: the registry sees them healthy.
+    let client =
+        corebank_registry::RegistryClient::new(corebank_registry::RegistryClientConfig::new(vec![
+            format!("http://{registry_address}"),
+        ]))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let branches = client.list_branches(None).await.unwrap();
+        let healthy = branches
+            .iter()
+            .filter(|b| {
+                b.leader.is_some()
+                    && b.replicas
+                        .iter()
+                        .all(|r| r.health == corebank_registry::Health::Healthy)
+            })
+            .count();
+        if branches.len() == 2 && healthy == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{branches:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let route = client.resolve(&bob).await.unwrap();
+    assert_eq!(route.branch.code.get(), 2);
+    drop((first_node, second_node, registry));
+}

@@ -194,11 +194,41 @@ async fn take_office(
     Ok(())
 }
 
+/// Registers the branch with the registry (retrying while it cannot be reached), for as
+/// long as this replica leads in `term`.
+async fn keep_registered(
+    registry: corebank_registry::RegistryClient,
+    branch: BranchCode,
+    node: Arc<Node>,
+    term: u64,
+) {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let still_leading = {
+            let metrics = node.raft().metrics();
+            let metrics = metrics.borrow();
+            metrics.current_term == term && metrics.current_leader == Some(metrics.id)
+        };
+        if !still_leading {
+            return;
+        }
+        match registry_link::register_branch(&registry, branch, &node).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "registering the branch with the registry; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 /// Watches the Raft state and takes office once per term in which this replica leads.
 async fn leader_duties(
     node: Arc<Node>,
     branch: Branch,
     next_serial: Arc<AtomicU64>,
+    registry: Option<corebank_registry::RegistryClient>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut metrics = node.raft().metrics();
@@ -217,6 +247,14 @@ async fn leader_duties(
                 Ok(()) => {
                     served_term = Some(term);
                     tracing::info!(term, "this replica leads the branch");
+                    if let Some(registry) = registry.clone() {
+                        tokio::spawn(keep_registered(
+                            registry,
+                            branch.code,
+                            Arc::clone(&node),
+                            term,
+                        ));
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "taking office as leader failed; retrying");
@@ -378,6 +416,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             Arc::clone(&node),
             branch,
             next_serial,
+            registry.clone(),
             stop_receiver.clone(),
         )),
         tokio::spawn(

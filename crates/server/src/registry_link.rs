@@ -9,7 +9,8 @@ use corebank_account_number::BranchCode;
 use corebank_client::ClientConfig;
 use corebank_node::Node;
 use corebank_registry::{
-    HeartbeatTarget, RegistryClient, RegistryClientConfig, ReplicaReport, heartbeat_loop,
+    HeartbeatTarget, RegistryClient, RegistryClientConfig, ReplicaAddress, ReplicaReport,
+    heartbeat_loop,
 };
 use tokio::sync::watch;
 
@@ -111,4 +112,54 @@ pub async fn run_heartbeats(
         failed = stats.failed,
         "registry heartbeats stopped"
     );
+}
+
+/// Makes the registry's entry for this branch match the group's membership: registers
+/// the branch if the registry does not know it, then adds the replicas it lacks and
+/// removes those that left. Called by the leader when it takes office. Needs the
+/// registry's `admin` scope (the node certificate has it).
+pub async fn register_branch(
+    registry: &RegistryClient,
+    branch: BranchCode,
+    node: &Node,
+) -> Result<(), corebank_client::ClientError> {
+    let view = node.cluster_view();
+    let members: Vec<ReplicaAddress> = view
+        .members
+        .iter()
+        .filter(|member| member.voter)
+        .map(|member| ReplicaAddress::new(member.node_id, member.address.clone()))
+        .collect();
+    let known = match registry.get_branch(branch).await {
+        Ok(known) => Some(known),
+        Err(error)
+            if error
+                .api_error()
+                .is_some_and(|api| api.code.as_str() == "account_not_found") =>
+        {
+            None
+        }
+        Err(error) => return Err(error),
+    };
+    let Some(known) = known else {
+        registry
+            .register_branch(branch, &format!("Branch {branch}"), "default", &members)
+            .await?;
+        tracing::info!(%branch, replicas = members.len(), "registered the branch with the registry");
+        return Ok(());
+    };
+    for member in &members {
+        if !known.replicas.iter().any(|r| r.node_id == member.node_id) {
+            registry.add_replica(branch, member).await?;
+            tracing::info!(%branch, node_id = member.node_id, "replica added to the registry");
+        }
+    }
+    for replica in &known.replicas {
+        if !members.iter().any(|m| m.node_id == replica.node_id) {
+            registry.remove_replica(branch, replica.node_id).await?;
+            tracing::info!(%branch, node_id = replica.node_id, "replica removed from the registry");
+        }
+    }
+    registry.invalidate_branch(branch);
+    Ok(())
 }

@@ -20,8 +20,18 @@ const STDERR_LINES_KEPT: usize = 200;
 impl NodeProcess {
     /// Starts `corebank node` with `args` and waits for its "ready" line.
     pub fn start(data_dir: &Path, args: &[&str]) -> Result<Self, String> {
+        Self::start_subcommand("node", data_dir, args)
+    }
+
+    /// Starts `corebank SUBCOMMAND --data-dir DIR ARGS` (a node or a registry) and waits
+    /// for its "ready" line.
+    pub fn start_subcommand(
+        subcommand: &str,
+        data_dir: &Path,
+        args: &[&str],
+    ) -> Result<Self, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_corebank"))
-            .arg("node")
+            .arg(subcommand)
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)
