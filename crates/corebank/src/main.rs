@@ -11,6 +11,7 @@ mod node;
 mod reconcile;
 mod registry;
 mod replay;
+mod serve;
 
 use clap::{Parser, Subcommand};
 

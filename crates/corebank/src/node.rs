@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use corebank_server::ServerConfig;
 
+use crate::serve;
+
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     corebank node --branch 0001 --data-dir ./data/0001 --listen 127.0.0.1:8080 --admin 127.0.0.1:9180 --insecure\n  \
@@ -170,70 +172,20 @@ fn config(args: &NodeArgs) -> anyhow::Result<ServerConfig> {
     Ok(config)
 }
 
-/// Waits for Ctrl-C or SIGTERM; SIGHUP reloads the API key file meanwhile.
-async fn serve_until_stopped(server: &corebank_server::RunningServer, fault_injection: bool) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut terminate), Ok(mut hangup), Ok(mut isolate), Ok(mut heal)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-            signal(SignalKind::user_defined1()),
-            signal(SignalKind::user_defined2()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = isolate.recv() => if fault_injection {
-                    tracing::warn!("fault injection: isolated from the other replicas");
-                    server.isolate(true);
-                },
-                _ = heal.recv() => if fault_injection {
-                    tracing::warn!("fault injection: reconnected to the other replicas");
-                    server.isolate(false);
-                },
-                _ = tokio::signal::ctrl_c() => return,
-                _ = terminate.recv() => return,
-                _ = hangup.recv() => match server.reload_api_keys() {
-                    Some(Ok(keys)) => tracing::info!(keys, "API keys reloaded"),
-                    Some(Err(error)) => tracing::error!(%error, "API keys not reloaded; the previous keys stay in force"),
-                    None => tracing::info!("SIGHUP: no API key file to reload"),
-                },
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (server, fault_injection);
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
     let fault_injection = args.fault_injection;
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    serve::init_logging();
+    let runtime = serve::runtime()?;
     runtime.block_on(async move {
         if config.insecure {
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-            eprintln!("!! INSECURE DEVELOPMENT MODE: plain TCP, no encryption,");
-            if config.api_keys.is_none() {
-                eprintln!("!! and NO CREDENTIALS: any local process can move money.");
-            }
-            eprintln!("!! Listening on loopback only. Never run a real branch like this.");
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            serve::insecure_banner(
+                "branch",
+                config
+                    .api_keys
+                    .is_none()
+                    .then_some(&["and NO CREDENTIALS: any local process can move money."]),
+            );
         }
         let branch = config.branch;
         let node_id = config.node_id;
@@ -242,22 +194,12 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         let server = corebank_server::start(config).await?;
         // Machine-readable start-up lines (tests and scripts read the bound ports here).
         println!("corebank node: branch {branch:04} data {data_dir} node-id {node_id}");
-        println!(
-            "listening grpc {} ({})",
-            server.grpc_addr(),
-            if tls { "TLS 1.3" } else { "plain TCP" }
-        );
-        if let Some(admin) = server.admin_addr() {
-            println!("listening admin {admin}");
-        }
-        println!("ready");
+        serve::announce(server.grpc_addr(), tls, server.admin_addr());
         tracing::info!(branch, grpc = %server.grpc_addr(), "branch node ready");
         if fault_injection {
-            eprintln!(
-                "!! FAULT INJECTION enabled: SIGUSR1 isolates this replica, SIGUSR2 heals it."
-            );
+            serve::fault_injection_banner();
         }
-        serve_until_stopped(&server, fault_injection).await;
+        serve::serve_until_stopped(&server, fault_injection, "the other replicas").await;
         tracing::info!("stopping");
         server.shutdown().await;
         Ok::<_, anyhow::Error>(())

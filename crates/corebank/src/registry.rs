@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use corebank_registry::{REGISTRY_LISTEN_DEFAULT, RegistryConfig, RunningRegistry};
+use corebank_registry::{REGISTRY_LISTEN_DEFAULT, RegistryConfig};
+
+use crate::serve;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -115,47 +117,6 @@ fn config(args: &RegistryArgs) -> anyhow::Result<RegistryConfig> {
     Ok(config)
 }
 
-/// Waits for Ctrl-C or SIGTERM; SIGHUP reloads the API key file meanwhile.
-async fn serve_until_stopped(registry: &RunningRegistry, fault_injection: bool) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut terminate), Ok(mut hangup), Ok(mut isolate), Ok(mut heal)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-            signal(SignalKind::user_defined1()),
-            signal(SignalKind::user_defined2()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = isolate.recv() => if fault_injection {
-                    tracing::warn!("fault injection: isolated from the other registry replicas");
-                    registry.isolate(true);
-                },
-                _ = heal.recv() => if fault_injection {
-                    tracing::warn!("fault injection: reconnected to the other registry replicas");
-                    registry.isolate(false);
-                },
-                _ = tokio::signal::ctrl_c() => return,
-                _ = terminate.recv() => return,
-                _ = hangup.recv() => match registry.reload_api_keys() {
-                    Some(Ok(keys)) => tracing::info!(keys, "API keys reloaded"),
-                    Some(Err(error)) => tracing::error!(%error, "API keys not reloaded; the previous keys stay in force"),
-                    None => tracing::info!("SIGHUP: no API key file to reload"),
-                },
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (registry, fault_injection);
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 pub fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
     let config = config(&args)?;
     let args_reconcile_every = args.reconcile_every;
@@ -172,27 +133,17 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
     }
     reconcile_template.api_key = config.peer_api_key.clone();
     let fault_injection = args.fault_injection;
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    serve::init_logging();
+    let runtime = serve::runtime()?;
     runtime.block_on(async move {
         if config.insecure {
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-            eprintln!("!! INSECURE DEVELOPMENT MODE: plain TCP, no encryption,");
-            if config.api_keys.is_none() {
-                eprintln!("!! and NO CREDENTIALS: any local process can rewrite the directory");
-                eprintln!("!! and send every branch's traffic wherever it likes.");
-            }
-            eprintln!("!! Listening on loopback only. Never run a real registry like this.");
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            serve::insecure_banner(
+                "registry",
+                config.api_keys.is_none().then_some(&[
+                    "and NO CREDENTIALS: any local process can rewrite the directory",
+                    "and send every branch's traffic wherever it likes.",
+                ]),
+            );
         }
         let node_id = config.node_id;
         let data_dir = config.data_dir.display().to_string();
@@ -200,20 +151,10 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
         let registry = corebank_registry::start(config).await?;
         // Machine-readable start-up lines (tests and scripts read the bound ports here).
         println!("corebank registry: data {data_dir} node-id {node_id}");
-        println!(
-            "listening grpc {} ({})",
-            registry.grpc_addr(),
-            if tls { "TLS 1.3" } else { "plain TCP" }
-        );
-        if let Some(admin) = registry.admin_addr() {
-            println!("listening admin {admin}");
-        }
-        println!("ready");
+        serve::announce(registry.grpc_addr(), tls, registry.admin_addr());
         tracing::info!(grpc = %registry.grpc_addr(), node_id, "registry replica ready");
         if fault_injection {
-            eprintln!(
-                "!! FAULT INJECTION enabled: SIGUSR1 isolates this replica, SIGUSR2 heals it."
-            );
+            serve::fault_injection_banner();
         }
         let reconciliation = (args_reconcile_every > 0).then(|| {
             tokio::spawn(periodic_reconciliation(
@@ -222,7 +163,7 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
                 std::time::Duration::from_secs(args_reconcile_every),
             ))
         });
-        serve_until_stopped(&registry, fault_injection).await;
+        serve::serve_until_stopped(&registry, fault_injection, "the other registry replicas").await;
         if let Some(task) = reconciliation {
             task.abort();
         }

@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,17 +16,7 @@ use std::time::{Duration, Instant};
 use corebank_account_number::{AccountNumber, BankPrefix, BranchCode};
 use corebank_client::{Client, ClientConfig, RetryPolicy, v1};
 use corebank_proto::convert::u128_of;
-use support::NodeProcess;
-
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().unwrap().port())
-        .collect()
-}
+use support::{NodeProcess, free_ports};
 
 struct TwoBranches {
     ports: [u16; 2],

@@ -5,174 +5,42 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use corebank_account_number::BranchCode;
-use corebank_client::{Client, ClientConfig, v1};
+use corebank_client::ClientConfig;
+use support::{
+    NodeProcess, Replica, free_ports, member_list, status_of, wait_for_convergence, wait_for_leader,
+};
+
 use corebank_registry::{
     BranchView, HeartbeatTarget, RegistryClient, RegistryClientConfig, ReplicaAddress,
     ReplicaReport,
 };
 
-/// A `corebank registry` process.
-struct RegistryProcess {
-    child: Child,
-    grpc: SocketAddr,
-    admin: Option<SocketAddr>,
-    stderr: Arc<Mutex<Vec<String>>>,
+/// Starts `corebank registry --data-dir DIR ARGS` and waits for its "ready" line.
+fn start_registry(dir: &Path, args: &[String]) -> NodeProcess {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    NodeProcess::start_subcommand("registry", dir, &args).unwrap()
 }
 
-impl RegistryProcess {
-    /// Starts `corebank registry --data-dir DIR ARGS` and waits for its "ready" line.
-    fn start(data_dir: &Path, args: &[String]) -> Result<Self, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corebank"))
-            .arg("registry")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        if let Some(err) = child.stderr.take() {
-            let lines = Arc::clone(&stderr);
-            std::thread::spawn(move || {
-                for line in BufReader::new(err).lines().map_while(Result::ok) {
-                    let mut lines = lines.lock().unwrap();
-                    if lines.len() == 200 {
-                        lines.remove(0);
-                    }
-                    lines.push(line);
-                }
-            });
-        }
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut reader = BufReader::new(stdout);
-        let (mut grpc, mut admin) = (None, None);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-                break;
-            }
-            let text = line.trim_end();
-            if let Some(rest) = text.strip_prefix("listening grpc ") {
-                grpc = rest.split_whitespace().next().and_then(|a| a.parse().ok());
-            }
-            if let Some(rest) = text.strip_prefix("listening admin ") {
-                admin = rest.trim().parse().ok();
-            }
-            if text == "ready" {
-                std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
-                return Ok(Self {
-                    child,
-                    grpc: grpc.ok_or("no grpc address printed")?,
-                    admin,
-                    stderr,
-                });
-            }
-        }
-        let status = child.wait().map_err(|e| e.to_string())?;
-        std::thread::sleep(Duration::from_millis(100));
-        Err(format!(
-            "the registry exited ({status}) before it was ready:\n{}",
-            stderr.lock().unwrap().join("\n")
-        ))
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait for the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                if !status.success() {
-                    eprintln!(
-                        "the registry at {} exited with {status}:\n{}",
-                        self.grpc,
-                        self.stderr.lock().unwrap().join("\n")
-                    );
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the registry did not stop within 20 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Ports free right now (bound together, then released for the registries to take).
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().unwrap().port())
-        .collect()
-}
-
-struct Member {
-    id: u64,
-    port: u16,
-    dir: PathBuf,
-    args: Vec<String>,
-    process: Option<RegistryProcess>,
-}
-
-impl Member {
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self) {
-        self.process = Some(RegistryProcess::start(&self.dir, &self.args).unwrap());
-    }
-}
-
-fn three_members(root: &Path) -> Vec<Member> {
+fn three_members(root: &Path) -> Vec<Replica> {
     let ports = free_ports(3);
-    let members = ports
-        .iter()
-        .enumerate()
-        .map(|(index, port)| format!("{}=127.0.0.1:{port}", index + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let members = member_list(&ports);
     ports
         .iter()
         .enumerate()
         .map(|(index, port)| {
             let id = index as u64 + 1;
-            Member {
+            Replica {
                 id,
                 port: *port,
                 dir: root.join(format!("registry-{id}")),
+                subcommand: "registry",
                 args: vec![
                     "--insecure".into(),
                     "--listen".into(),
@@ -210,40 +78,9 @@ fn client_of(addresses: &[String]) -> RegistryClient {
     .unwrap()
 }
 
-/// One replica's view of the registry group (its `Cluster.Status`).
-async fn status_of(address: &str) -> Result<v1::ClusterStatus, String> {
-    let config = ClientConfig::new(format!("http://{address}"))
-        .with_connect_timeout(Duration::from_millis(500));
-    let client = Client::connect(config).await.map_err(|e| e.to_string())?;
-    let mut stub = client.cluster_stub();
-    let mut request = tonic::Request::new(v1::ClusterStatusRequest {});
-    request.set_timeout(Duration::from_secs(2));
-    stub.status(request)
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|e| e.to_string())
-}
-
-/// Waits until a running replica (not in `excluded`) says it leads; its node id.
-async fn wait_for_leader(members: &[Member], excluded: &BTreeSet<u64>) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for member in members.iter().filter(|m| m.process.is_some()) {
-            if let Ok(status) = status_of(&member.address()).await
-                && status.role == "leader"
-                && !excluded.contains(&status.node_id)
-            {
-                return status.node_id;
-            }
-        }
-        assert!(Instant::now() < deadline, "no registry leader within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until every running replica names the same leader, which says it leads;
 /// its node id.
-async fn wait_for_agreed_leader(members: &[Member]) -> u64 {
+async fn wait_for_agreed_leader(members: &[Replica]) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut named = BTreeSet::new();
@@ -271,36 +108,6 @@ async fn wait_for_agreed_leader(members: &[Member]) -> u64 {
             "the registry replicas did not agree on a leader within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until every running replica has applied the same index with the same
-/// directory digest; returns them.
-async fn wait_for_convergence(members: &[Member], at_least: u64) -> (u64, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut views = Vec::new();
-        for member in members.iter().filter(|m| m.process.is_some()) {
-            match status_of(&member.address()).await {
-                Ok(status) => views.push((
-                    member.id,
-                    status.last_applied_index,
-                    status.state_digest.clone(),
-                )),
-                Err(error) => views.push((member.id, 0, error)),
-            }
-        }
-        if let Some((_, index, digest)) = views.first().cloned()
-            && index >= at_least
-            && views.iter().all(|(_, i, d)| *i == index && *d == digest)
-        {
-            return (index, digest);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the registry replicas did not converge within 60 s: {views:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -353,7 +160,7 @@ async fn three_registries_survive_the_leader_killed_and_the_new_leader_takes_wri
     for member in &mut members {
         member.start();
     }
-    let addresses: Vec<String> = members.iter().map(Member::address).collect();
+    let addresses: Vec<String> = members.iter().map(Replica::address).collect();
     wait_for_leader(&members, &BTreeSet::new()).await;
     let client = client_of(&addresses);
 
@@ -429,7 +236,7 @@ async fn three_registries_survive_the_leader_killed_and_the_new_leader_takes_wri
 
     for member in &mut members {
         if let Some(process) = member.process.take() {
-            assert!(process.stop().success());
+            assert!(process.stop_with_status().success());
         }
     }
 }
@@ -451,7 +258,7 @@ async fn a_registry_killed_and_restarted_finds_its_directory_intact() {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let process = RegistryProcess::start(&dir, &args).unwrap();
+    let process = start_registry(&dir, &args);
     assert_eq!(process.grpc.port(), port);
     assert!(process.admin.is_some());
     let client = client_of(&[format!("127.0.0.1:{port}")]);
@@ -472,7 +279,7 @@ async fn a_registry_killed_and_restarted_finds_its_directory_intact() {
     );
 
     process.kill();
-    let process = RegistryProcess::start(&dir, &args).unwrap();
+    let process = start_registry(&dir, &args);
     let after = client.list_branches(None).await.unwrap();
     let status_after = status_of(&format!("127.0.0.1:{port}")).await.unwrap();
     assert_eq!(codes(&after), (1..=25).collect::<Vec<_>>());
@@ -498,8 +305,8 @@ async fn a_registry_killed_and_restarted_finds_its_directory_intact() {
 
     // It takes writes again, and a clean stop (SIGTERM) exits with success.
     register(&client, 26).await;
-    assert!(process.stop().success());
-    let process = RegistryProcess::start(&dir, &args).unwrap();
+    assert!(process.stop_with_status().success());
+    let process = start_registry(&dir, &args);
     assert_eq!(client.list_branches(None).await.unwrap().len(), 26);
-    assert!(process.stop().success());
+    assert!(process.stop_with_status().success());
 }

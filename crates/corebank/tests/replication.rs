@@ -8,61 +8,16 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use corebank_client::{Client, ClientConfig, ClientError, RetryPolicy, v1};
-use support::NodeProcess;
+use support::{Replica, free_ports, member_list, wait_for_convergence, wait_for_leader};
 
 const DEPOSIT: &str = "1000000.00";
 const DEPOSIT_MINOR: u128 = 100_000_000;
-
-/// Ports free right now (bound together, then released for the nodes to take).
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().unwrap().port())
-        .collect()
-}
-
-struct Replica {
-    id: u64,
-    port: u16,
-    dir: PathBuf,
-    args: Vec<String>,
-    process: Option<NodeProcess>,
-}
-
-impl Replica {
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self) {
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let process = NodeProcess::start(&self.dir, &args)
-            .unwrap_or_else(|error| panic!("replica {} did not start: {error}", self.id));
-        self.process = Some(process);
-    }
-
-    fn kill(&mut self) {
-        if let Some(process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        if let Some(process) = &self.process {
-            process.signal(name);
-        }
-    }
-}
 
 fn replica_args(id: u64, port: u16, extra: &[String]) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -85,12 +40,7 @@ fn replica_args(id: u64, port: u16, extra: &[String]) -> Vec<String> {
 /// Three founding replicas of branch 0001.
 fn three_replicas(root: &Path, extra: &[&str]) -> Vec<Replica> {
     let ports = free_ports(3);
-    let members = ports
-        .iter()
-        .enumerate()
-        .map(|(index, port)| format!("{}=127.0.0.1:{port}", index + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let members = member_list(&ports);
     let mut replicas: Vec<Replica> = ports
         .iter()
         .enumerate()
@@ -103,6 +53,7 @@ fn three_replicas(root: &Path, extra: &[&str]) -> Vec<Replica> {
                 id,
                 port: *port,
                 dir: root.join(format!("replica-{id}")),
+                subcommand: "node",
                 args: replica_args(id, *port, &extra),
                 process: None,
             }
@@ -139,68 +90,6 @@ async fn client_for(replicas: &[Replica]) -> Client {
         .map(Replica::address)
         .collect();
     Client::connect(config_for(&addresses)).await.unwrap()
-}
-
-/// One replica's own view (served by any replica).
-async fn status_of(address: &str) -> Result<v1::ClusterStatus, String> {
-    let config = ClientConfig::new(format!("http://{address}"))
-        .with_connect_timeout(Duration::from_millis(500));
-    let client = Client::connect(config).await.map_err(|e| e.to_string())?;
-    let mut stub = client.cluster_stub();
-    let mut request = tonic::Request::new(v1::ClusterStatusRequest {});
-    request.set_timeout(Duration::from_secs(2));
-    stub.status(request)
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|e| e.to_string())
-}
-
-/// Waits until a replica reports a leader; returns the leader's node id.
-async fn wait_for_leader(replicas: &[Replica], excluded: &BTreeSet<u64>) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for replica in replicas.iter().filter(|r| r.process.is_some()) {
-            if let Ok(status) = status_of(&replica.address()).await
-                && status.role == "leader"
-                && !excluded.contains(&status.node_id)
-            {
-                return status.node_id;
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader elected within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until every running replica has applied the same index with the same digest.
-async fn wait_for_convergence(replicas: &[Replica]) -> (u64, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut views = Vec::new();
-        for replica in replicas.iter().filter(|r| r.process.is_some()) {
-            match status_of(&replica.address()).await {
-                Ok(status) => views.push((
-                    replica.id,
-                    status.last_applied_index,
-                    status.state_digest.clone(),
-                )),
-                Err(error) => views.push((replica.id, 0, error)),
-            }
-        }
-        let first = views
-            .first()
-            .map(|(_, index, digest)| (*index, digest.clone()));
-        if let Some((index, digest)) = &first
-            && *index > 0
-            && views.iter().all(|(_, i, d)| i == index && d == digest)
-        {
-            return (*index, digest.clone());
-        }
-        if Instant::now() > deadline {
-            panic!("the replicas did not converge within 60 s: {views:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Opens two accounts and funds the first; retries while the leader takes office.
@@ -384,7 +273,7 @@ async fn leader_killed_under_load_fails_over_without_losing_or_repeating_transfe
         log.attempted.len()
     );
     check_exactly_once(&client, &from, &to, &log).await;
-    let (index, digest) = wait_for_convergence(&replicas).await;
+    let (index, digest) = wait_for_convergence(&replicas, 1).await;
     eprintln!("all three replicas at index {index}, digest {digest}");
 }
 
@@ -436,7 +325,7 @@ async fn a_partitioned_leader_commits_nothing_the_majority_goes_on_and_all_agree
     }
 
     replicas[cut].signal("USR2");
-    let (index, digest) = wait_for_convergence(&replicas).await;
+    let (index, digest) = wait_for_convergence(&replicas, 1).await;
     eprintln!("healed: all three replicas at index {index}, digest {digest}");
 
     // The minority's write was never committed: its key is still free.
@@ -458,7 +347,7 @@ async fn a_partitioned_leader_commits_nothing_the_majority_goes_on_and_all_agree
         corebank_proto::convert::u128_of(payee.posted_minor.as_ref()),
         20 * 100 + 500
     );
-    wait_for_convergence(&replicas).await;
+    wait_for_convergence(&replicas, 1).await;
 }
 
 /// `corebank client --json ...` against `address`: exit code and the JSON printed.
@@ -486,6 +375,7 @@ async fn a_replica_added_later_catches_up_from_a_snapshot_and_can_be_removed() {
         id: 1,
         port: ports[0],
         dir: root.path().join("replica-1"),
+        subcommand: "node",
         args: replica_args(
             1,
             ports[0],
@@ -515,6 +405,7 @@ async fn a_replica_added_later_catches_up_from_a_snapshot_and_can_be_removed() {
         id: 2,
         port: ports[1],
         dir: root.path().join("replica-2"),
+        subcommand: "node",
         args: replica_args(2, ports[1], &["--join".into()]),
         process: None,
     };
@@ -538,7 +429,7 @@ async fn a_replica_added_later_catches_up_from_a_snapshot_and_can_be_removed() {
         .count();
     assert_eq!(voters, 2, "{added}");
     let pair = [first, second];
-    wait_for_convergence(&pair).await;
+    wait_for_convergence(&pair, 1).await;
     assert!(
         pair[1].dir.join("snapshots/snapshot.bin").exists(),
         "the newcomer caught up without the snapshot"
@@ -551,7 +442,7 @@ async fn a_replica_added_later_catches_up_from_a_snapshot_and_can_be_removed() {
             .await
             .unwrap();
     }
-    wait_for_convergence(&pair).await;
+    wait_for_convergence(&pair, 1).await;
     let [first, second] = pair;
 
     // Asking the newcomer to change membership is answered by the leader.
@@ -592,12 +483,7 @@ async fn replicas_replicate_over_mutual_tls_with_their_node_certificates() {
     assert!(made.status.success(), "{made:?}");
     let path = |name: &str| certs.join(name).display().to_string();
     let ports = free_ports(3);
-    let members = ports
-        .iter()
-        .enumerate()
-        .map(|(index, port)| format!("{}=127.0.0.1:{port}", index + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let members = member_list(&ports);
     let mut replicas: Vec<Replica> = ports
         .iter()
         .enumerate()
@@ -626,6 +512,7 @@ async fn replicas_replicate_over_mutual_tls_with_their_node_certificates() {
                 id,
                 port: *port,
                 dir: root.path().join(format!("replica-{id}")),
+                subcommand: "node",
                 args,
                 process: None,
             }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corebank_ledger::Ledger;
 use openraft::network::RaftNetworkFactory;
-use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+
 use tokio::task::JoinHandle;
 
 use crate::command::{Request, RequestOutcome};
@@ -163,34 +163,10 @@ impl std::fmt::Debug for Node {
 }
 
 fn prepare_data_dir(config: &NodeConfig) -> Result<(), NodeError> {
-    let dir = &config.data_dir;
-    let fail = |reason: String| NodeError::DataDir {
-        path: dir.display().to_string(),
+    group::prepare_data_dir(&config.data_dir, DATA_VERSION).map_err(|reason| NodeError::DataDir {
+        path: config.data_dir.display().to_string(),
         reason,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let version_file = dir.join("DATA_VERSION");
-    match std::fs::read_to_string(&version_file) {
-        Ok(found) if found.trim() == DATA_VERSION => Ok(()),
-        Ok(found) => Err(fail(format!(
-            "it holds data of another format ({:?}, expected {DATA_VERSION:?})",
-            found.trim()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let occupied = std::fs::read_dir(dir)
-                .map_err(|e| fail(e.to_string()))?
-                .next()
-                .is_some();
-            if occupied {
-                return Err(fail(
-                    "it is not empty and holds no DATA_VERSION file; refusing to mix data".into(),
-                ));
-            }
-            std::fs::write(&version_file, format!("{DATA_VERSION}\n"))
-                .map_err(|e| fail(e.to_string()))
-        }
-        Err(error) => Err(fail(error.to_string())),
-    }
+    })
 }
 
 impl Node {
@@ -218,65 +194,33 @@ impl Node {
     where
         N: RaftNetworkFactory<TypeConfig>,
     {
-        let mut members = config.initial_members.clone();
-        if members.is_empty() {
-            members.insert(config.node_id, config.advertise_addr.clone());
-        }
-        if !config.join && !members.contains_key(&config.node_id) {
-            return Err(NodeError::Members(format!(
-                "replica {} is not one of the initial members {:?}; use join to add it later",
-                config.node_id,
-                members.keys().collect::<Vec<_>>()
-            )));
-        }
-        let alone = !config.join && members.len() == 1;
+        let members = group::founding_members(
+            config.node_id,
+            &config.initial_members,
+            &config.advertise_addr,
+            config.join,
+        )
+        .map_err(NodeError::Members)?;
         prepare_data_dir(&config)?;
         let log_store = LogStore::<TypeConfig>::open(&config.data_dir.join("raft.redb"))?;
         let state_machine =
             StateMachine::open(&config.data_dir.join("snapshots"), config.ledger_capacity)?;
         let shared = state_machine.shared();
 
-        let raft_config = Config {
-            cluster_name: "corebank-branch".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: if alone { 300 } else { 600 },
-            election_timeout_max: if alone { 600 } else { 1_200 },
+        let start = group::RaftStart {
+            cluster_name: "corebank-branch",
+            node_id: config.node_id,
+            members: &members,
+            join: config.join,
+            snapshot_every_entries: config.snapshot_every_entries,
+            log_entries_kept_after_snapshot: config.log_entries_kept_after_snapshot,
             // An entry holds up to a whole batch (about 1 MiB): a few per message.
-            max_payload_entries: 16,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries.max(1)),
-            max_in_snapshot_log_to_keep: config.log_entries_kept_after_snapshot,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let raft = Raft::new(
-            config.node_id,
-            Arc::new(raft_config),
-            network,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let initialized = raft
-            .is_initialized()
+            max_payload_entries: Some(16),
+            alone_takes_lead: "the single replica takes the lead",
+        };
+        let raft: Raft = group::start_raft(start, network, log_store, state_machine)
             .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
-        if !initialized && !config.join {
-            let members: BTreeMap<u64, BasicNode> = members
-                .iter()
-                .map(|(id, address)| (*id, BasicNode::new(address.clone())))
-                .collect();
-            raft.initialize(members)
-                .await
-                .map_err(|e| NodeError::Raft(e.to_string()))?;
-        }
-        if alone {
-            raft.wait(Some(Duration::from_secs(30)))
-                .state(ServerState::Leader, "the single replica takes the lead")
-                .await
-                .map_err(|e| NodeError::Raft(format!("this replica did not become leader: {e}")))?;
-        }
+            .map_err(NodeError::Raft)?;
         // Entries replayed from the log at start are applied before leadership is
         // usable; the clock starts after everything applied so far (and the state
         // machine moves any later proposal past the ledger's clock).

@@ -269,18 +269,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 .applied
                 .lock()
                 .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
-            let snapshot_id = match applied.last_applied {
-                Some(id) => format!(
-                    "{}-{}-{}",
-                    id.leader_id.term, id.index, applied.snapshots_built
-                ),
-                None => format!("empty-{}", applied.snapshots_built),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: applied.last_applied,
-                last_membership: applied.membership.clone(),
-                snapshot_id,
-            };
+            let meta = crate::group::snapshot_meta(
+                applied.last_applied,
+                applied.membership.clone(),
+                applied.snapshots_built,
+            );
             write_snapshot_file(&shared.snapshot_dir.join(SNAPSHOT_FILE), &meta, &ledger)
                 .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;
             applied.snapshot = Some(meta.clone());

@@ -13,6 +13,13 @@
 //!   [`corebank_client::connect_channel`] (TLS with the replica's own certificate as
 //!   client certificate, or an API key), `Unreachable` on connection failures so that
 //!   openraft backs off.
+//! - [`ClusterService`]: the `corebank.v1.Cluster` service (status, add and remove a
+//!   replica) over the group's Raft, through [`corebank_node::group`].
+//! - [`AuthGate`] / [`Authorize`]: every call's credential and scope.
+//! - [`serving::serve`]: a tonic router over plain TCP or a rustls acceptor (bounded,
+//!   timed handshakes) until a stop signal; [`member_map`]: `ID=HOST:PORT` lists;
+//!   [`Transport`]: a replica's ports, TLS and keys, and [`Serving`], what runs on
+//!   them until stopped.
 //! - [`Isolation`]: a fault-injection switch that cuts a replica off from its peers in
 //!   both directions (what a network partition does to Raft).
 //!
@@ -23,11 +30,20 @@
 //!
 //! [`BasicNode`]: openraft::BasicNode
 
+mod auth;
+mod cluster;
+mod members;
 mod network;
 mod service;
+pub mod serving;
+mod transport;
 
+pub use auth::{AuthGate, Authorize, Refusal, auth_error, development_identity};
+pub use cluster::{ClusterGroup, ClusterService, StateDigest};
+pub use members::{MemberError, member_map};
 pub use network::{GrpcNetwork, GrpcPeer, PeerSettings};
 pub use service::{AuthorizePeer, Isolation, RaftTransportService, allow_all};
+pub use transport::{BindError, Listeners, ServerTlsError, Serving, Transport, TransportError};
 
 /// The largest Raft message: a few log entries of whole batches (about 1 MiB each), or
 /// a snapshot chunk.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use corebank_raft_net::{Transport, TransportError};
 use corebank_security::Secret;
 
 use crate::service::ServiceConfig;
@@ -116,22 +117,27 @@ impl RegistryConfig {
         }
     }
 
+    /// The settings of the replica's ports, TLS and keys.
+    pub fn transport(&self) -> Transport<'_> {
+        Transport {
+            listen: self.listen,
+            admin: self.admin,
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
+            tls_ca: self.tls_ca.as_deref(),
+            insecure: self.insecure,
+            api_keys: self.api_keys.as_deref(),
+        }
+    }
+
     /// The founding members as node id → address.
     pub fn member_map(&self) -> Result<BTreeMap<u64, String>, RegistryConfigError> {
-        let mut members = BTreeMap::new();
-        for text in &self.members {
-            let invalid = || RegistryConfigError::Member(text.clone());
-            let (id, address) = text.split_once('=').ok_or_else(invalid)?;
-            let id: u64 = id.trim().parse().map_err(|_| invalid())?;
-            let address = address.trim();
-            if id == 0 || !corebank_raft_net::valid_address(address) {
-                return Err(invalid());
+        corebank_raft_net::member_map(&self.members).map_err(|error| match error {
+            corebank_raft_net::MemberError::Invalid(text) => RegistryConfigError::Member(text),
+            corebank_raft_net::MemberError::Duplicate(id) => {
+                RegistryConfigError::DuplicateMember(id)
             }
-            if members.insert(id, address.to_owned()).is_some() {
-                return Err(RegistryConfigError::DuplicateMember(id));
-            }
-        }
-        Ok(members)
+        })
     }
 
     /// Checks the settings together.
@@ -149,23 +155,16 @@ impl RegistryConfig {
             return Err(RegistryConfigError::Advertise(advertise.clone()));
         }
         let replicated = self.join || members.len() > 1;
-        if replicated && !self.insecure && self.tls_ca.is_none() {
-            return Err(RegistryConfigError::PeerCaMissing);
-        }
-        let tls = self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_ca.is_some();
-        if self.insecure {
-            if tls {
-                return Err(RegistryConfigError::InsecureWithTls);
-            }
-            for address in [Some(self.listen), self.admin].into_iter().flatten() {
-                if !address.ip().is_loopback() {
-                    return Err(RegistryConfigError::InsecureNotLoopback(address));
+        self.transport()
+            .check(replicated)
+            .map_err(|error| match error {
+                TransportError::PeerCaMissing => RegistryConfigError::PeerCaMissing,
+                TransportError::InsecureWithTls => RegistryConfigError::InsecureWithTls,
+                TransportError::InsecureNotLoopback(address) => {
+                    RegistryConfigError::InsecureNotLoopback(address)
                 }
-            }
-        } else if self.tls_cert.is_none() || self.tls_key.is_none() {
-            return Err(RegistryConfigError::TlsMissing);
-        }
-        Ok(())
+                TransportError::TlsMissing => RegistryConfigError::TlsMissing,
+            })
     }
 }
 

@@ -295,18 +295,11 @@ impl RaftSnapshotBuilder<RegistryTypeConfig> for StateMachine {
                     .applied
                     .lock()
                     .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
-                let snapshot_id = match applied.last_applied {
-                    Some(id) => format!(
-                        "{}-{}-{}",
-                        id.leader_id.term, id.index, applied.snapshots_built
-                    ),
-                    None => format!("empty-{}", applied.snapshots_built),
-                };
-                let meta = SnapshotMeta {
-                    last_log_id: applied.last_applied,
-                    last_membership: applied.membership.clone(),
-                    snapshot_id,
-                };
+                let meta = corebank_node::group::snapshot_meta(
+                    applied.last_applied,
+                    applied.membership.clone(),
+                    applied.snapshots_built,
+                );
                 let bytes = directory
                     .to_snapshot_bytes()
                     .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;

@@ -24,7 +24,7 @@ use std::time::Duration;
 use corebank_node::{ClusterView, LogStore, LogStoreError, MembershipError, group};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::network::RaftNetworkFactory;
-use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, ServerState};
 
 use crate::directory::{Directory, RegistryCommand, RegistryResponse};
 use crate::raft_state_machine::{Shared, StateMachine, StateMachineError};
@@ -115,36 +115,10 @@ pub enum RaftStoreError {
 }
 
 fn prepare_data_dir(dir: &std::path::Path) -> Result<(), RaftStoreError> {
-    let fail = |reason: String| RaftStoreError::DataDir {
+    group::prepare_data_dir(dir, REGISTRY_DATA_VERSION).map_err(|reason| RaftStoreError::DataDir {
         path: dir.display().to_string(),
         reason,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let version_file = dir.join("DATA_VERSION");
-    match std::fs::read_to_string(&version_file) {
-        Ok(found) if found.trim() == REGISTRY_DATA_VERSION => Ok(()),
-        Ok(found) => Err(fail(format!(
-            "it holds data of another format ({:?}, expected {REGISTRY_DATA_VERSION:?})",
-            found.trim()
-        ))),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let occupied = std::fs::read_dir(dir)
-                .map_err(|e| fail(e.to_string()))?
-                .next()
-                .is_some();
-            if occupied {
-                return Err(fail(
-                    "it is not empty and holds no DATA_VERSION file; refusing to mix data".into(),
-                ));
-            }
-            std::fs::write(&version_file, format!("{REGISTRY_DATA_VERSION}\n"))
-                .map_err(|e| fail(e.to_string()))?;
-            std::fs::File::open(dir)
-                .and_then(|dir| dir.sync_all())
-                .map_err(|e| fail(e.to_string()))
-        }
-        Err(error) => Err(fail(error.to_string())),
-    }
+    })
 }
 
 /// The directory in the registry's Raft group.
@@ -170,69 +144,33 @@ impl RaftStore {
     where
         N: RaftNetworkFactory<RegistryTypeConfig>,
     {
-        let mut members = config.initial_members.clone();
-        if members.is_empty() {
-            members.insert(config.node_id, config.advertise_addr.clone());
-        }
         if config.node_id == 0 {
             return Err(RaftStoreError::Members("node ids start at 1".into()));
         }
-        if !config.join && !members.contains_key(&config.node_id) {
-            return Err(RaftStoreError::Members(format!(
-                "replica {} is not one of the initial members {:?}; use join to add it later",
-                config.node_id,
-                members.keys().collect::<Vec<_>>()
-            )));
-        }
-        let alone = !config.join && members.len() == 1;
+        let members = group::founding_members(
+            config.node_id,
+            &config.initial_members,
+            &config.advertise_addr,
+            config.join,
+        )
+        .map_err(RaftStoreError::Members)?;
         prepare_data_dir(&config.data_dir)?;
         let log_store = LogStore::<RegistryTypeConfig>::open(&config.data_dir.join("raft.redb"))?;
         let state_machine = StateMachine::open(&config.data_dir)?;
         let shared = state_machine.shared();
-        let raft_config = Config {
-            cluster_name: "corebank-registry".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: if alone { 300 } else { 600 },
-            election_timeout_max: if alone { 600 } else { 1_200 },
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries.max(1)),
-            max_in_snapshot_log_to_keep: config.log_entries_kept_after_snapshot,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| RaftStoreError::Raft(e.to_string()))?;
-        let raft = RegistryRaft::new(
-            config.node_id,
-            Arc::new(raft_config),
-            network,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| RaftStoreError::Raft(e.to_string()))?;
-        let initialized = raft
-            .is_initialized()
+        let start = group::RaftStart {
+            cluster_name: "corebank-registry",
+            node_id: config.node_id,
+            members: &members,
+            join: config.join,
+            snapshot_every_entries: config.snapshot_every_entries,
+            log_entries_kept_after_snapshot: config.log_entries_kept_after_snapshot,
+            max_payload_entries: None,
+            alone_takes_lead: "the single registry replica takes the lead",
+        };
+        let raft: RegistryRaft = group::start_raft(start, network, log_store, state_machine)
             .await
-            .map_err(|e| RaftStoreError::Raft(e.to_string()))?;
-        if !initialized && !config.join {
-            let members: BTreeMap<u64, BasicNode> = members
-                .iter()
-                .map(|(id, address)| (*id, BasicNode::new(address.clone())))
-                .collect();
-            raft.initialize(members)
-                .await
-                .map_err(|e| RaftStoreError::Raft(e.to_string()))?;
-        }
-        if alone {
-            raft.wait(Some(Duration::from_secs(30)))
-                .state(
-                    ServerState::Leader,
-                    "the single registry replica takes the lead",
-                )
-                .await
-                .map_err(|e| {
-                    RaftStoreError::Raft(format!("this replica did not become leader: {e}"))
-                })?;
-        }
+            .map_err(RaftStoreError::Raft)?;
         Ok(Self { raft, shared })
     }
 

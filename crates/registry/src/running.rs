@@ -12,28 +12,17 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use corebank_proto::v1::cluster_server::ClusterServer;
+use corebank_raft_net::serving::{self, CALLS_PER_CONNECTION_MAX, ServeOptions, stopped};
 use corebank_raft_net::{
-    AuthorizePeer, GrpcNetwork, Isolation, PeerSettings, RaftTransportService,
+    AuthorizePeer, BindError, GrpcNetwork, Isolation, RaftTransportService, ServerTlsError, Serving,
 };
-use corebank_security::{ApiKeyStore, Authenticator, Scope};
-use tokio::net::TcpListener;
+use corebank_security::Scope;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 
-use crate::auth::{AuthGate, Authorize};
-use crate::cluster::RegistryClusterService;
+use crate::cluster::cluster_service;
 use crate::config::{RegistryConfig, RegistryConfigError};
 use crate::raft_store::{RaftStore, RaftStoreConfig, RaftStoreError, RegistryTypeConfig};
 use crate::service::RegistryService;
-
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections whose TLS handshakes are in progress at once.
-const HANDSHAKES_MAX: usize = 1_024;
-/// Concurrent calls on one connection.
-const CALLS_PER_CONNECTION_MAX: usize = 1_024;
 
 /// Why a registry replica could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,19 +53,14 @@ pub enum RegistryStartError {
 /// [`RunningRegistry::shutdown`] does.
 pub struct RunningRegistry {
     store: Arc<RaftStore>,
-    auth: AuthGate,
-    isolation: Isolation,
-    grpc_addr: SocketAddr,
-    admin_addr: Option<SocketAddr>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl std::fmt::Debug for RunningRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningRegistry")
-            .field("grpc_addr", &self.grpc_addr)
-            .field("admin_addr", &self.admin_addr)
+            .field("grpc_addr", &self.serving.grpc_addr)
+            .field("admin_addr", &self.serving.admin_addr)
             .finish_non_exhaustive()
     }
 }
@@ -84,12 +68,12 @@ impl std::fmt::Debug for RunningRegistry {
 impl RunningRegistry {
     /// The bound gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.serving.grpc_addr
     }
 
     /// The bound admin address, when one was asked for.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin_addr
+        self.serving.admin_addr
     }
 
     /// The directory's store (Raft state, membership, local reads).
@@ -100,32 +84,18 @@ impl RunningRegistry {
     /// Re-reads the API key file (revocations and new keys take effect); returns the
     /// number of keys, or `None` without a key file.
     pub fn reload_api_keys(&self) -> Option<Result<usize, corebank_security::KeyStoreError>> {
-        self.auth
-            .authenticator()
-            .api_keys()
-            .map(ApiKeyStore::reload)
+        self.serving.reload_api_keys()
     }
 
     /// Fault injection: cuts this replica off from its peers (or heals it).
     pub fn isolate(&self, isolated: bool) {
-        self.isolation.set(isolated);
+        self.serving.isolate(isolated);
     }
 
     /// Stops taking calls, lets calls in progress finish, and stops Raft.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        self.serving.stop().await;
         self.store.shutdown().await;
-    }
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            return;
-        }
     }
 }
 
@@ -134,64 +104,21 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 /// before this returns.
 pub async fn start(config: RegistryConfig) -> Result<RunningRegistry, RegistryStartError> {
     config.validate()?;
-    let api_keys = config
-        .api_keys
-        .as_deref()
-        .map(ApiKeyStore::load)
-        .transpose()?;
-    let auth = if config.insecure && api_keys.is_none() {
-        AuthGate::insecure_development()
-    } else {
-        AuthGate::new(Authenticator::new(api_keys))
-    };
-    let tls = if config.insecure {
-        None
-    } else {
-        match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(corebank_security::tls::server_config_from_files(
-                cert,
-                key,
-                config.tls_ca.as_deref(),
-            )?),
-            _ => return Err(RegistryConfigError::TlsMissing.into()),
-        }
-    };
-    let listener =
-        TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| RegistryStartError::Bind {
-                address: config.listen,
-                source,
-            })?;
-    let grpc_addr = listener
-        .local_addr()
-        .map_err(|source| RegistryStartError::Bind {
-            address: config.listen,
-            source,
-        })?;
-    let admin_listener = match config.admin {
-        Some(address) => Some(
-            TcpListener::bind(address)
-                .await
-                .map_err(|source| RegistryStartError::Bind { address, source })?,
-        ),
-        None => None,
-    };
-    let admin_addr = admin_listener
-        .as_ref()
-        .and_then(|listener| listener.local_addr().ok());
+    let transport = config.transport();
+    let auth = transport.gate()?;
+    let tls = transport.server_tls().map_err(|error| match error {
+        ServerTlsError::Missing => RegistryStartError::Config(RegistryConfigError::TlsMissing),
+        ServerTlsError::Tls(error) => RegistryStartError::Tls(error),
+    })?;
+    let listeners = transport
+        .bind()
+        .await
+        .map_err(|BindError { address, source }| RegistryStartError::Bind { address, source })?;
+    let grpc_addr = listeners.grpc_addr;
+    let admin_addr = listeners.admin_addr;
 
     let isolation = Isolation::default();
-    let peers = PeerSettings {
-        tls: match (&config.tls_ca, &config.tls_cert, &config.tls_key) {
-            (Some(ca), Some(cert), Some(key)) if !config.insecure => {
-                Some(corebank_client::TlsSettings::new(ca).with_client_cert(cert, key))
-            }
-            _ => None,
-        },
-        api_key: config.peer_api_key.clone(),
-        isolation: isolation.clone(),
-    };
+    let peers = transport.peers(config.peer_api_key.clone(), isolation.clone());
     let store_config = RaftStoreConfig {
         data_dir: config.data_dir.clone(),
         node_id: config.node_id,
@@ -212,18 +139,12 @@ pub async fn start(config: RegistryConfig) -> Result<RunningRegistry, RegistrySt
         .with_config(config.service.clone())
         .into_server();
     let peer_gate = auth.clone();
-    let authorize_peer: AuthorizePeer = Arc::new(move |request| {
-        peer_gate
-            .authorize(request, Scope::Admin)
-            .map(|_identity| ())
-    });
+    let authorize_peer: AuthorizePeer =
+        Arc::new(move |request| peer_gate.check(request, Scope::Admin).map(|_identity| ()));
     let raft_transport =
         RaftTransportService::new(store.raft().clone(), authorize_peer, isolation.clone())
             .into_server();
-    let cluster = ClusterServer::new(RegistryClusterService {
-        store: Arc::clone(&store),
-        authorize: auth.clone(),
-    });
+    let cluster = cluster_service(&store, auth.clone());
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(CALLS_PER_CONNECTION_MAX)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -232,32 +153,17 @@ pub async fn start(config: RegistryConfig) -> Result<RunningRegistry, RegistrySt
         .add_service(raft_transport);
 
     let (stop, stop_receiver) = watch::channel(false);
-    let mut tasks = Vec::new();
-    let shutdown = stopped(stop_receiver.clone());
-    let server = match tls {
-        None => tokio::spawn(async move {
-            if let Err(error) = router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-                .await
-            {
-                tracing::error!(%error, "the registry's gRPC server stopped");
-            }
-        }),
-        Some(tls) => {
-            let (incoming, acceptor) = tls_incoming(listener, tls, stop_receiver.clone());
-            tasks.push(acceptor);
-            tokio::spawn(async move {
-                if let Err(error) = router
-                    .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
-                    .await
-                {
-                    tracing::error!(%error, "the registry's gRPC server stopped");
-                }
-            })
-        }
-    };
-    tasks.push(server);
-    if let Some(listener) = admin_listener {
+    let mut tasks = serving::serve(
+        router,
+        listeners.grpc,
+        tls,
+        stop_receiver.clone(),
+        ServeOptions {
+            stopped_message: "the registry's gRPC server stopped",
+            count_handshake_failures: false,
+        },
+    );
+    if let Some(listener) = listeners.admin {
         let store = Arc::clone(&store);
         let shutdown = stopped(stop_receiver);
         tasks.push(tokio::spawn(async move {
@@ -282,57 +188,15 @@ pub async fn start(config: RegistryConfig) -> Result<RunningRegistry, RegistrySt
     );
     Ok(RunningRegistry {
         store,
-        auth,
-        isolation,
-        grpc_addr,
-        admin_addr,
-        stop,
-        tasks,
+        serving: Serving {
+            gate: auth,
+            isolation,
+            grpc_addr,
+            admin_addr,
+            stop,
+            tasks,
+        },
     })
-}
-
-type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-
-/// Accepts TCP connections and completes their TLS handshakes (bounded in number and
-/// time) off the accept loop; finished connections come out of the receiver.
-fn tls_incoming(
-    listener: TcpListener,
-    tls: corebank_security::rustls::ServerConfig,
-    mut stop: watch::Receiver<bool>,
-) -> (
-    tokio::sync::mpsc::Receiver<Result<TlsStream, std::io::Error>>,
-    JoinHandle<()>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let (connections, incoming) = tokio::sync::mpsc::channel(HANDSHAKES_MAX);
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_MAX));
-    let task = tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = stop.changed() => return,
-            };
-            let Ok((tcp, peer)) = accepted else { continue };
-            let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            let connections = connections.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = connections.send(Ok(stream)).await;
-                    }
-                    Ok(Err(error)) => {
-                        tracing::debug!(%peer, %error, "TLS handshake failed");
-                    }
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    (incoming, task)
 }
 
 async fn health() -> &'static str {

@@ -1,7 +1,6 @@
 //! The admin endpoints: `/health` (the process answers), `/ready` (this replica leads
 //! its branch and takes writes), `/metrics` (Prometheus text format).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
@@ -68,8 +67,4 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-pub fn local_addr(listener: &tokio::net::TcpListener) -> Option<SocketAddr> {
-    listener.local_addr().ok()
 }

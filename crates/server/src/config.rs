@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use corebank_raft_net::{Transport, TransportError};
+
 /// The server's settings. In a TOML file the keys are the field names.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,26 +173,25 @@ impl ServerConfig {
         Ok(routes)
     }
 
+    /// The settings of the replica's ports, TLS and keys.
+    pub fn transport(&self) -> Transport<'_> {
+        Transport {
+            listen: self.listen,
+            admin: self.admin,
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
+            tls_ca: self.tls_ca.as_deref(),
+            insecure: self.insecure,
+            api_keys: self.api_keys.as_deref(),
+        }
+    }
+
     /// The founding members as node id → address.
     pub fn member_map(&self) -> Result<std::collections::BTreeMap<u64, String>, ConfigError> {
-        let mut members = std::collections::BTreeMap::new();
-        for text in &self.members {
-            let invalid = || ConfigError::Member(text.clone());
-            let (id, address) = text.split_once('=').ok_or_else(invalid)?;
-            let id: u64 = id.trim().parse().map_err(|_| invalid())?;
-            let address = address.trim();
-            let valid_address = address.len() <= 256
-                && address.rsplit_once(':').is_some_and(|(host, port)| {
-                    !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0)
-                });
-            if id == 0 || !valid_address {
-                return Err(invalid());
-            }
-            if members.insert(id, address.to_owned()).is_some() {
-                return Err(ConfigError::DuplicateMember(id));
-            }
-        }
-        Ok(members)
+        corebank_raft_net::member_map(&self.members).map_err(|error| match error {
+            corebank_raft_net::MemberError::Invalid(text) => ConfigError::Member(text),
+            corebank_raft_net::MemberError::Duplicate(id) => ConfigError::DuplicateMember(id),
+        })
     }
 
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
@@ -218,23 +219,16 @@ impl ServerConfig {
             return Err(ConfigError::NotAMember(self.node_id));
         }
         let replicated = self.join || members.len() > 1;
-        if replicated && !self.insecure && self.tls_ca.is_none() {
-            return Err(ConfigError::PeerCaMissing);
-        }
-        let tls = self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_ca.is_some();
-        if self.insecure {
-            if tls {
-                return Err(ConfigError::InsecureWithTls);
-            }
-            for address in [Some(self.listen), self.admin].into_iter().flatten() {
-                if !address.ip().is_loopback() {
-                    return Err(ConfigError::InsecureNotLoopback(address));
+        self.transport()
+            .check(replicated)
+            .map_err(|error| match error {
+                TransportError::PeerCaMissing => ConfigError::PeerCaMissing,
+                TransportError::InsecureWithTls => ConfigError::InsecureWithTls,
+                TransportError::InsecureNotLoopback(address) => {
+                    ConfigError::InsecureNotLoopback(address)
                 }
-            }
-        } else if self.tls_cert.is_none() || self.tls_key.is_none() {
-            return Err(ConfigError::TlsMissing);
-        }
-        Ok(())
+                TransportError::TlsMissing => ConfigError::TlsMissing,
+            })
     }
 }
 

@@ -217,16 +217,23 @@ impl CrossBranch {
         let Some(registry) = &self.registry else {
             return;
         };
+        if self
+            .last_listed
+            .lock()
+            .await
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
         {
-            let mut last = self.last_listed.lock().await;
-            if last.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+            return;
+        }
+        let branches = match registry.list_branches(None).await {
+            Ok(branches) => branches,
+            Err(error) => {
+                // Tried again at the next pass.
+                tracing::debug!(%error, "listing the branches at the registry");
                 return;
             }
-            *last = Some(tokio::time::Instant::now());
-        }
-        let Ok(branches) = registry.list_branches(None).await else {
-            return;
         };
+        *self.last_listed.lock().await = Some(tokio::time::Instant::now());
         let mut routes = self.routes.write().await;
         for view in branches {
             if view.code == self.branch.code || view.replicas.is_empty() {
@@ -243,15 +250,9 @@ impl CrossBranch {
         if let Some(port) = self.remotes.lock().await.get(&branch) {
             return Ok(port.clone());
         }
-        let addresses = self
-            .routes
-            .read()
-            .await
-            .get(&branch)
-            .cloned()
-            .ok_or_else(|| {
-                PortError::rejected(format!("branch {branch} is not known to this branch"))
-            })?;
+        let addresses = self.addresses(branch).await.ok_or_else(|| {
+            PortError::unavailable(format!("branch {branch} cannot be found now"))
+        })?;
         let scheme = if self.peers.tls.is_some() {
             "https"
         } else {

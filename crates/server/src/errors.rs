@@ -3,7 +3,6 @@
 use corebank_banking::BankingError;
 use corebank_node::{ReadError, SubmitError};
 use corebank_proto::{ApiError, ErrorCode};
-use corebank_security::AuthError;
 
 pub fn submit(error: SubmitError) -> ApiError {
     let code = match &error {
@@ -24,14 +23,6 @@ pub fn read(error: ReadError) -> ApiError {
         ReadError::NotLeader { address, .. } => ApiError::not_leader(address),
         ReadError::Unavailable(message) => ApiError::new(ErrorCode::Unavailable, message),
     }
-}
-
-pub fn auth(error: &AuthError) -> ApiError {
-    let code = match error.status() {
-        corebank_security::AuthStatus::Unauthenticated => ErrorCode::Unauthenticated,
-        corebank_security::AuthStatus::PermissionDenied => ErrorCode::PermissionDenied,
-    };
-    ApiError::new(code, error.to_string()).with_reason(error.code())
 }
 
 pub fn banking(error: &BankingError) -> ApiError {

@@ -25,27 +25,18 @@ use corebank_account_number::{BranchCode, FIRST_CUSTOMER_SERIAL, split_account_i
 use corebank_banking::{Branch, Product};
 use corebank_node::{Node, NodeConfig, Request, RequestOutcome};
 use corebank_proto::v1::{
-    banking_server::BankingServer, cluster_server::ClusterServer, events_server::EventsServer,
-    ledger_server::LedgerServer,
+    banking_server::BankingServer, events_server::EventsServer, ledger_server::LedgerServer,
 };
-use corebank_security::{ApiKeyStore, Authenticator};
-use tokio::net::TcpListener;
+use corebank_raft_net::serving::{self, CALLS_PER_CONNECTION_MAX, ServeOptions, stopped};
+use corebank_raft_net::{BindError, ServerTlsError, Serving};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 
 pub use admin::prometheus;
 pub use auth::Gate;
 pub use config::{ConfigError, ServerConfig};
 
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections whose TLS handshakes are in progress at once.
-const HANDSHAKES_MAX: usize = 1_024;
 const STREAM_WINDOW_BYTES: u32 = 8 << 20;
 const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
-/// Concurrent calls on one connection.
-const CALLS_PER_CONNECTION_MAX: usize = 1_024;
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -70,31 +61,26 @@ pub enum ServerError {
 /// A running server; dropping it does not stop it, [`RunningServer::shutdown`] does.
 pub struct RunningServer {
     cross_branch: Arc<cross_branch::CrossBranch>,
-    isolation: replication::Isolation,
-    gate: Gate,
-    grpc_addr: SocketAddr,
-    admin_addr: Option<SocketAddr>,
     node: Arc<Node>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl std::fmt::Debug for RunningServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningServer")
-            .field("grpc_addr", &self.grpc_addr)
-            .field("admin_addr", &self.admin_addr)
+            .field("grpc_addr", &self.serving.grpc_addr)
+            .field("admin_addr", &self.serving.admin_addr)
             .finish_non_exhaustive()
     }
 }
 
 impl RunningServer {
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.serving.grpc_addr
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin_addr
+        self.serving.admin_addr
     }
 
     pub fn node(&self) -> &Arc<Node> {
@@ -109,34 +95,20 @@ impl RunningServer {
     /// Re-reads the API key file (revocations and new keys take effect); returns the
     /// number of keys, or `None` without a key file.
     pub fn reload_api_keys(&self) -> Option<Result<usize, corebank_security::KeyStoreError>> {
-        self.gate
-            .authenticator()
-            .api_keys()
-            .map(|store| store.reload())
+        self.serving.reload_api_keys()
     }
 
     /// Fault injection: cuts this replica off from its peers (or heals it), as a
     /// network partition would.
     pub fn isolate(&self, isolated: bool) {
-        self.isolation.set(isolated);
+        self.serving.isolate(isolated);
     }
 
     /// Stops taking calls, lets calls in progress finish, and stops the replica.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        self.serving.stop().await;
         if let Some(node) = Arc::into_inner(self.node) {
             node.shutdown().await;
-        }
-    }
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            return;
         }
     }
 }
@@ -280,44 +252,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         BranchCode::new(config.branch).map_err(|_| ConfigError::Branch(config.branch))?;
     let branch = Branch::new(branch_code);
 
-    let api_keys = config
-        .api_keys
-        .as_deref()
-        .map(ApiKeyStore::load)
-        .transpose()?;
-    let anonymous_development = config.insecure && api_keys.is_none();
-    let gate = Gate::new(Authenticator::new(api_keys), anonymous_development);
-    let tls = if config.insecure {
-        None
-    } else {
-        match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(corebank_security::tls::server_config_from_files(
-                cert,
-                key,
-                config.tls_ca.as_deref(),
-            )?),
-            _ => return Err(ConfigError::TlsMissing.into()),
-        }
-    };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            address: config.listen,
-            source,
-        })?;
-    let grpc_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-        address: config.listen,
-        source,
+    let transport = config.transport();
+    let gate = auth::counted(transport.gate()?);
+    let tls = transport.server_tls().map_err(|error| match error {
+        ServerTlsError::Missing => ServerError::Config(ConfigError::TlsMissing),
+        ServerTlsError::Tls(error) => ServerError::Tls(error),
     })?;
-    let admin_listener = match config.admin {
-        Some(address) => Some(
-            TcpListener::bind(address)
-                .await
-                .map_err(|source| ServerError::Bind { address, source })?,
-        ),
-        None => None,
-    };
-    let admin_addr = admin_listener.as_ref().and_then(admin::local_addr);
+    let listeners = transport
+        .bind()
+        .await
+        .map_err(|BindError { address, source }| ServerError::Bind { address, source })?;
+    let grpc_addr = listeners.grpc_addr;
+    let admin_addr = listeners.admin_addr;
 
     let members = config.member_map()?;
     let node_config = NodeConfig {
@@ -333,17 +279,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         snapshot_every_entries: config.snapshot_every_entries,
         ..NodeConfig::new(&config.data_dir)
     };
-    let peers = replication::PeerSettings {
-        tls: match (&config.tls_ca, &config.tls_cert, &config.tls_key) {
-            (Some(ca), Some(cert), Some(key)) if !config.insecure => {
-                Some(corebank_client::TlsSettings::new(ca).with_client_cert(cert, key))
-            }
-            _ => None,
-        },
-        api_key: config.peer_api_key.clone(),
-        isolation: replication::Isolation::default(),
-    };
-    let isolation = peers.isolation.clone();
+    let isolation = replication::Isolation::default();
+    let peers = transport.peers(config.peer_api_key.clone(), isolation.clone());
     let node = Arc::new(
         Node::start_with_network(node_config, replication::GrpcNetwork::new(peers.clone())).await?,
     );
@@ -393,11 +330,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         branch: config.branch,
     });
     let raft_transport = replication::raft_transport(&node, gate.clone(), isolation.clone());
-    let cluster = ClusterServer::new(replication::ClusterService {
-        node: Arc::clone(&node),
-        gate: gate.clone(),
-        branch: config.branch,
-    });
+    let cluster = replication::cluster_service(&node, gate.clone(), config.branch);
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(CALLS_PER_CONNECTION_MAX)
         // Windows that hold a whole batch: with HTTP/2's 64 KiB default a 1 MiB
@@ -439,64 +372,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             stop_receiver.clone(),
         )));
     }
-    let shutdown = stopped(stop_receiver.clone());
-    let server = match tls {
-        None => tokio::spawn(async move {
-            if let Err(error) = router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-                .await
-            {
-                tracing::error!(%error, "the gRPC server stopped");
-            }
-        }),
-        Some(tls) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-            let (connections, incoming) = tokio::sync::mpsc::channel(HANDSHAKES_MAX);
-            let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_MAX));
-            let mut stop = stop_receiver.clone();
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let accepted = tokio::select! {
-                        accepted = listener.accept() => accepted,
-                        _ = stop.changed() => return,
-                    };
-                    let Ok((tcp, peer)) = accepted else { continue };
-                    let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-                        return;
-                    };
-                    let acceptor = acceptor.clone();
-                    let connections = connections.clone();
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(stream)) => {
-                                let _ = connections.send(Ok::<_, std::io::Error>(stream)).await;
-                            }
-                            Ok(Err(error)) => {
-                                metrics::counter!("corebank_tls_handshake_failures_total")
-                                    .increment(1);
-                                tracing::debug!(%peer, %error, "TLS handshake failed");
-                            }
-                            Err(_) => {
-                                metrics::counter!("corebank_tls_handshake_failures_total")
-                                    .increment(1);
-                            }
-                        }
-                    });
-                }
-            }));
-            tokio::spawn(async move {
-                if let Err(error) = router
-                    .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
-                    .await
-                {
-                    tracing::error!(%error, "the gRPC server stopped");
-                }
-            })
-        }
-    };
-    tasks.push(server);
-    if let Some(listener) = admin_listener {
+    tasks.extend(serving::serve(
+        router,
+        listeners.grpc,
+        tls,
+        stop_receiver.clone(),
+        ServeOptions {
+            stopped_message: "the gRPC server stopped",
+            count_handshake_failures: true,
+        },
+    ));
+    if let Some(listener) = listeners.admin {
         let node = Arc::clone(&node);
         let shutdown = stopped(stop_receiver);
         tasks.push(tokio::spawn(async move {
@@ -507,12 +393,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     }
     Ok(RunningServer {
         cross_branch,
-        isolation,
-        gate,
-        grpc_addr,
-        admin_addr,
         node,
-        stop,
-        tasks,
+        serving: Serving {
+            gate,
+            isolation,
+            grpc_addr,
+            admin_addr,
+            stop,
+            tasks,
+        },
     })
 }

@@ -1,10 +1,15 @@
-//! Starting real `corebank node` processes for tests.
+//! Starting real `corebank node` and `corebank registry` processes for tests, and
+//! watching the Raft groups they form.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corebank_client::{Client, ClientConfig, v1};
 
 pub struct NodeProcess {
     pub child: Child,
@@ -91,7 +96,7 @@ impl NodeProcess {
             .collect::<Vec<_>>()
             .join("\n");
         Err(format!(
-            "the node exited ({status}) before it was ready:\n{stderr}"
+            "the {subcommand} exited ({status}) before it was ready:\n{stderr}"
         ))
     }
 
@@ -140,6 +145,33 @@ impl NodeProcess {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, and the exit status (within 20 s); the stderr tail is printed when the
+    /// process did not exit cleanly.
+    pub fn stop_with_status(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                if !status.success() {
+                    eprintln!(
+                        "the process at {} exited with {status}:\n{}",
+                        self.grpc,
+                        self.stderr_tail()
+                    );
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not stop within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM and wait: a clean stop.
     pub fn stop(mut self) {
         #[cfg(unix)]
@@ -157,5 +189,124 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Ports free right now (bound together, then released for the processes to take).
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().unwrap().port())
+        .collect()
+}
+
+/// The `--member` list of founding replicas 1, 2, ... on `ports` of loopback.
+pub fn member_list(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(index, port)| format!("{}=127.0.0.1:{port}", index + 1))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One replica of a Raft group (`corebank node` or `corebank registry`), started and
+/// stopped as the test goes.
+pub struct Replica {
+    pub id: u64,
+    pub port: u16,
+    pub dir: PathBuf,
+    /// `node` or `registry`.
+    pub subcommand: &'static str,
+    pub args: Vec<String>,
+    pub process: Option<NodeProcess>,
+}
+
+impl Replica {
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let process = NodeProcess::start_subcommand(self.subcommand, &self.dir, &args)
+            .unwrap_or_else(|error| panic!("replica {} did not start: {error}", self.id));
+        self.process = Some(process);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        if let Some(process) = &self.process {
+            process.signal(name);
+        }
+    }
+}
+
+/// One replica's own view of its group (its `Cluster.Status`).
+pub async fn status_of(address: &str) -> Result<v1::ClusterStatus, String> {
+    let config = ClientConfig::new(format!("http://{address}"))
+        .with_connect_timeout(Duration::from_millis(500));
+    let client = Client::connect(config).await.map_err(|e| e.to_string())?;
+    let mut stub = client.cluster_stub();
+    let mut request = tonic::Request::new(v1::ClusterStatusRequest {});
+    request.set_timeout(Duration::from_secs(2));
+    stub.status(request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|e| e.to_string())
+}
+
+/// Waits until a running replica (not in `excluded`) says it leads; its node id.
+pub async fn wait_for_leader(replicas: &[Replica], excluded: &BTreeSet<u64>) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for replica in replicas.iter().filter(|r| r.process.is_some()) {
+            if let Ok(status) = status_of(&replica.address()).await
+                && status.role == "leader"
+                && !excluded.contains(&status.node_id)
+            {
+                return status.node_id;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader elected within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every running replica has applied the same index, at least
+/// `at_least`, with the same state digest; returns them.
+pub async fn wait_for_convergence(replicas: &[Replica], at_least: u64) -> (u64, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut views = Vec::new();
+        for replica in replicas.iter().filter(|r| r.process.is_some()) {
+            match status_of(&replica.address()).await {
+                Ok(status) => views.push((
+                    replica.id,
+                    status.last_applied_index,
+                    status.state_digest.clone(),
+                )),
+                Err(error) => views.push((replica.id, 0, error)),
+            }
+        }
+        if let Some((_, index, digest)) = views.first().cloned()
+            && index >= at_least
+            && views.iter().all(|(_, i, d)| *i == index && *d == digest)
+        {
+            return (index, digest);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replicas did not converge within 60 s: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
