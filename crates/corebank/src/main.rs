@@ -11,6 +11,7 @@ mod node;
 mod reconcile;
 mod registry;
 mod replay;
+mod risk;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,9 @@ enum Command {
     Client(client::ClientArgs),
     /// Check the clearing accounts between branches and the bank-wide balance.
     Reconcile(reconcile::ReconcileArgs),
+    /// Fraud models: split labelled data, train, evaluate.
+    #[command(subcommand)]
+    Risk(risk::RiskCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +80,7 @@ fn main() -> std::process::ExitCode {
         Command::Keys(command) => keys::run(command),
         Command::Client(args) => client::run(args),
         Command::Reconcile(args) => reconcile::run(args),
+        Command::Risk(command) => risk::run(command),
     };
     match outcome {
         Ok(code) => code,

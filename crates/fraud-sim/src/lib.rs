@@ -1,0 +1,1057 @@
+//! A seeded, deterministic generator of synthetic bank traffic with labelled fraud.
+//!
+//! Customers have profiles (home branch and location, salary, rent, bills, card habits,
+//! devices, contacts); every simulated day yields normal events plus injected fraud
+//! typologies, each event labelled with `is_fraud` and its [`Typology`]. Amounts are
+//! integers of minor units; locations are integer micro-degrees. The simulator tracks
+//! every customer account's balance and never debits beyond it.
+
+use corebank_money::Currency;
+use std::fmt::Write as _;
+
+const SECONDS_PER_DAY: u64 = 86_400;
+const SERIAL_BASE: u64 = 1_000;
+const ACCOUNT_BRANCH_FACTOR: u128 = 10_000_000_000;
+/// External counterparties (employers, landlords, merchants, outside banks) have ids here.
+pub const EXTERNAL_BASE: u128 = 1_000_000_000_000_000;
+
+/// A small seeded random number generator (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for this seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// A value in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+    /// A value in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.below(hi - lo + 1)
+        }
+    }
+    /// True with probability `ppm` parts per million.
+    pub fn chance_ppm(&mut self, ppm: u64) -> bool {
+        self.below(1_000_000) < ppm
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        let n = u64::try_from(items.len()).unwrap_or(u64::MAX);
+        usize::try_from(self.below(n))
+            .ok()
+            .and_then(|i| items.get(i))
+    }
+    fn offset(&mut self, spread: u64) -> i64 {
+        let v = i64::try_from(self.below(2 * spread + 1)).unwrap_or(0);
+        v - i64::try_from(spread).unwrap_or(0)
+    }
+}
+
+/// A fraud typology (or none, for normal traffic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Typology {
+    /// Normal traffic.
+    None,
+    /// New device and location, then draining the account.
+    AccountTakeover,
+    /// Bursts of tiny card payments.
+    CardTesting,
+    /// Fan-in then fast fan-out across branches.
+    Mule,
+    /// Many cash deposits just under the reporting threshold.
+    Structuring,
+    /// Card use at two places too far apart for the time between.
+    ImpossibleTravel,
+    /// A long-dormant account suddenly moves money out.
+    DormantReactivation,
+    /// First-party bust-out: build trust, then spend everything at once.
+    BustOut,
+}
+
+impl Typology {
+    /// Every fraud typology.
+    pub const FRAUD: [Typology; 7] = [
+        Typology::AccountTakeover,
+        Typology::CardTesting,
+        Typology::Mule,
+        Typology::Structuring,
+        Typology::ImpossibleTravel,
+        Typology::DormantReactivation,
+        Typology::BustOut,
+    ];
+    /// Stable snake_case name (`none` for normal traffic).
+    pub fn name(self) -> &'static str {
+        match self {
+            Typology::None => "none",
+            Typology::AccountTakeover => "account_takeover",
+            Typology::CardTesting => "card_testing",
+            Typology::Mule => "mule",
+            Typology::Structuring => "structuring",
+            Typology::ImpossibleTravel => "impossible_travel",
+            Typology::DormantReactivation => "dormant_reactivation",
+            Typology::BustOut => "bust_out",
+        }
+    }
+}
+
+/// How the event reached the bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// Card payment.
+    Card,
+    /// Online banking.
+    Online,
+    /// Mobile app.
+    Mobile,
+    /// At a branch counter.
+    Branch,
+    /// At a cash machine.
+    Atm,
+}
+
+impl Channel {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Card => "card",
+            Channel::Online => "online",
+            Channel::Mobile => "mobile",
+            Channel::Branch => "branch",
+            Channel::Atm => "atm",
+        }
+    }
+}
+
+/// What kind of movement the event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Salary credited from an employer.
+    Salary,
+    /// Rent paid out.
+    Rent,
+    /// A bill paid out.
+    Bill,
+    /// A card payment at a merchant.
+    CardPayment,
+    /// A transfer to another customer of the same branch.
+    P2p,
+    /// A transfer to a customer of another branch.
+    CrossBranch,
+    /// A transfer from or to an outside bank.
+    External,
+    /// Cash deposited.
+    CashDeposit,
+    /// Cash withdrawn.
+    CashWithdrawal,
+}
+
+impl EventKind {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Salary => "salary",
+            EventKind::Rent => "rent",
+            EventKind::Bill => "bill",
+            EventKind::CardPayment => "card_payment",
+            EventKind::P2p => "p2p",
+            EventKind::CrossBranch => "cross_branch",
+            EventKind::External => "external",
+            EventKind::CashDeposit => "cash_deposit",
+            EventKind::CashWithdrawal => "cash_withdrawal",
+        }
+    }
+}
+
+/// One movement of money, from `debit` to `credit` (either may be external).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Sequence number in the stream, from 0.
+    pub id: u64,
+    /// Seconds since the start of the simulation.
+    pub timestamp: u64,
+    /// The account debited (a customer account id, or an external id).
+    pub debit: u128,
+    /// The account credited.
+    pub credit: u128,
+    /// What kind of movement.
+    pub kind: EventKind,
+    /// How it reached the bank.
+    pub channel: Channel,
+    /// Device id (0 for branch counter operations).
+    pub device: u64,
+    /// Latitude in micro-degrees.
+    pub lat: i64,
+    /// Longitude in micro-degrees.
+    pub lon: i64,
+    /// Merchant category code (0 when not a merchant payment).
+    pub merchant_category: u16,
+    /// Amount in minor units, always positive.
+    pub amount: u128,
+    /// Currency.
+    pub currency: Currency,
+    /// Whether this event is fraudulent.
+    pub is_fraud: bool,
+    /// The typology it belongs to.
+    pub typology: Typology,
+}
+
+/// The configuration of a simulation.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed: same seed, same events.
+    pub seed: u64,
+    /// Number of branches.
+    pub branches: u16,
+    /// Number of customers (each with one account).
+    pub customers: u32,
+    /// Simulated days.
+    pub days: u32,
+    /// Currency of all accounts.
+    pub currency: Currency,
+    /// Target share of fraudulent events, parts per million.
+    pub fraud_rate_ppm: u64,
+    /// Relative weights of the typologies, in [`Typology::FRAUD`] order.
+    pub typology_weights: [u32; 7],
+    /// Cash reporting threshold in minor units (structuring stays just below).
+    pub reporting_threshold: u128,
+    /// Share of customers that are dormant (no normal activity), parts per million.
+    pub dormant_ppm: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            branches: 4,
+            customers: 200,
+            days: 30,
+            currency: Currency::EUR,
+            fraud_rate_ppm: 20_000,
+            typology_weights: [1; 7],
+            reporting_threshold: 1_000_000,
+            dormant_ppm: 50_000,
+        }
+    }
+}
+
+/// A customer's profile.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    /// The customer's account id (`branch * 10^10 + serial`).
+    pub account: u128,
+    /// Home branch.
+    pub branch: u16,
+    /// Home latitude, micro-degrees.
+    pub lat: i64,
+    /// Home longitude, micro-degrees.
+    pub lon: i64,
+    /// Day of month (0..28) salary arrives.
+    pub salary_day: u32,
+    /// Monthly salary, minor units.
+    pub salary: u128,
+    /// Monthly rent, minor units.
+    pub rent: u128,
+    /// Monthly bills, minor units.
+    pub bills: u128,
+    /// Expected card payments per day, in thousandths.
+    pub card_per_day_milli: u64,
+    /// Usual merchant categories.
+    pub merchant_categories: Vec<u16>,
+    /// Usual devices.
+    pub devices: Vec<u64>,
+    /// Person-to-person contacts (indices of other customers).
+    pub contacts: Vec<usize>,
+    /// No normal activity.
+    pub dormant: bool,
+}
+
+const MCCS: [u16; 10] = [5411, 5812, 5541, 5912, 5311, 5732, 4121, 5999, 7832, 5651];
+const MCC_ELECTRONICS: u16 = 5732;
+const MCC_DIGITAL: u16 = 5816;
+
+/// Make the account id of a branch and serial.
+pub fn account_id(branch: u16, serial: u64) -> u128 {
+    u128::from(branch) * ACCOUNT_BRANCH_FACTOR + u128::from(serial)
+}
+
+/// The branch of a customer account id (None for external ids).
+pub fn branch_of(account: u128) -> Option<u16> {
+    if account >= EXTERNAL_BASE {
+        None
+    } else {
+        u16::try_from(account / ACCOUNT_BRANCH_FACTOR).ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Draft {
+    timestamp: u64,
+    seq: u64,
+    debit: Party,
+    credit: Party,
+    kind: EventKind,
+    channel: Channel,
+    device: u64,
+    lat: i64,
+    lon: i64,
+    mcc: u16,
+    amount: u128,
+    typology: Typology,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Party {
+    Customer(usize),
+    External(u128),
+}
+
+/// The simulator: an iterator of [`Event`]s in timestamp order.
+#[derive(Debug)]
+pub struct Simulator {
+    config: SimConfig,
+    rng: Rng,
+    customers: Vec<Customer>,
+    balances: Vec<u128>,
+    day: u32,
+    buffer: std::collections::VecDeque<Event>,
+    next_id: u64,
+    seq: u64,
+    normal_events: u64,
+    fraud_events: u64,
+    typology_cursor: u64,
+    new_devices: u64,
+}
+
+impl Simulator {
+    /// A simulator for this configuration.
+    pub fn new(config: SimConfig) -> Self {
+        let mut rng = Rng::new(config.seed);
+        let branches = config.branches.max(1);
+        let count = usize::try_from(config.customers).unwrap_or(0);
+        let mut customers = Vec::with_capacity(count);
+        let mut balances = Vec::with_capacity(count);
+        for i in 0..config.customers {
+            let branch = u16::try_from(u64::from(i) % u64::from(branches)).unwrap_or(0);
+            let serial = SERIAL_BASE + u64::from(i / u32::from(branches));
+            let (blat, blon) = branch_centre(branch);
+            let salary = u128::from(rng.range(1_500, 6_000)) * 100;
+            let mut mccs = Vec::new();
+            for _ in 0..rng.range(2, 5) {
+                if let Some(&m) = rng.pick(&MCCS) {
+                    mccs.push(m);
+                }
+            }
+            let devices = (0..rng.range(1, 2))
+                .map(|d| u64::from(i) * 16 + d + 1)
+                .collect();
+            let contacts = (0..rng.range(1, 5))
+                .filter_map(|_| usize::try_from(rng.below(u64::from(config.customers))).ok())
+                .filter(|&c| u32::try_from(c).ok() != Some(i))
+                .collect();
+            let dormant = rng.chance_ppm(config.dormant_ppm);
+            customers.push(Customer {
+                account: account_id(branch, serial),
+                branch,
+                lat: blat + rng.offset(50_000),
+                lon: blon + rng.offset(50_000),
+                salary_day: u32::try_from(rng.below(28)).unwrap_or(0),
+                salary,
+                rent: salary * u128::from(rng.range(20, 35)) / 100,
+                bills: salary * u128::from(rng.range(5, 12)) / 100,
+                card_per_day_milli: rng.range(500, 4_000),
+                merchant_categories: mccs,
+                devices,
+                contacts,
+                dormant,
+            });
+            balances.push(u128::from(rng.range(200, 20_000)) * 100);
+        }
+        Self {
+            rng,
+            customers,
+            balances,
+            day: 0,
+            buffer: std::collections::VecDeque::new(),
+            next_id: 0,
+            seq: 0,
+            normal_events: 0,
+            fraud_events: 0,
+            typology_cursor: 0,
+            new_devices: 0,
+            config,
+        }
+    }
+
+    /// The customers.
+    pub fn customers(&self) -> &[Customer] {
+        &self.customers
+    }
+
+    /// The balance the simulator tracks for a customer (by index).
+    pub fn balance(&self, customer: usize) -> Option<u128> {
+        self.balances.get(customer).copied()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    fn fresh_device(&mut self) -> u64 {
+        self.new_devices += 1;
+        0x8000_0000_0000_0000 | self.new_devices
+    }
+
+    fn external(&mut self) -> Party {
+        Party::External(EXTERNAL_BASE + u128::from(self.rng.below(1_000_000)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn draft(
+        &mut self,
+        timestamp: u64,
+        debit: Party,
+        credit: Party,
+        kind: EventKind,
+        channel: Channel,
+        device: u64,
+        loc: (i64, i64),
+        mcc: u16,
+        amount: u128,
+        typology: Typology,
+    ) -> Draft {
+        self.seq += 1;
+        Draft {
+            timestamp,
+            seq: self.seq,
+            debit,
+            credit,
+            kind,
+            channel,
+            device,
+            lat: loc.0,
+            lon: loc.1,
+            mcc,
+            amount,
+            typology,
+        }
+    }
+
+    fn normal_day(&mut self, start: u64, drafts: &mut Vec<Draft>) {
+        let dom = self.day % 30;
+        for c in 0..self.customers.len() {
+            let Some(cust) = self.customers.get(c).cloned() else {
+                continue;
+            };
+            if cust.dormant {
+                continue;
+            }
+            let home = (cust.lat, cust.lon);
+            let dev = cust.devices.first().copied().unwrap_or(0);
+            let t = |rng: &mut Rng, lo: u64, hi: u64| start + rng.range(lo * 3600, hi * 3600 - 1);
+            if dom == cust.salary_day {
+                let ts = t(&mut self.rng, 1, 6);
+                let emp = self.external();
+                let d = self.draft(
+                    ts,
+                    emp,
+                    Party::Customer(c),
+                    EventKind::Salary,
+                    Channel::Online,
+                    0,
+                    home,
+                    0,
+                    cust.salary,
+                    Typology::None,
+                );
+                drafts.push(d);
+            }
+            if dom == 1 {
+                let ts = t(&mut self.rng, 8, 12);
+                let landlord = self.external();
+                let d = self.draft(
+                    ts,
+                    Party::Customer(c),
+                    landlord,
+                    EventKind::Rent,
+                    Channel::Online,
+                    dev,
+                    home,
+                    0,
+                    cust.rent,
+                    Typology::None,
+                );
+                drafts.push(d);
+            }
+            if dom == 5 || dom == 20 {
+                let ts = t(&mut self.rng, 8, 20);
+                let biller = self.external();
+                let d = self.draft(
+                    ts,
+                    Party::Customer(c),
+                    biller,
+                    EventKind::Bill,
+                    Channel::Online,
+                    dev,
+                    home,
+                    4900,
+                    cust.bills / 2,
+                    Typology::None,
+                );
+                drafts.push(d);
+            }
+            let cards = cust.card_per_day_milli / 1000
+                + u64::from(self.rng.below(1000) < cust.card_per_day_milli % 1000);
+            for _ in 0..cards {
+                let ts = t(&mut self.rng, 7, 23);
+                let mcc = self
+                    .rng
+                    .pick(&cust.merchant_categories)
+                    .copied()
+                    .unwrap_or(5999);
+                let amount = u128::from(self.rng.range(300, 12_000));
+                let loc = (
+                    cust.lat + self.rng.offset(20_000),
+                    cust.lon + self.rng.offset(20_000),
+                );
+                let merchant = self.external();
+                let d = self.draft(
+                    ts,
+                    Party::Customer(c),
+                    merchant,
+                    EventKind::CardPayment,
+                    Channel::Card,
+                    dev,
+                    loc,
+                    mcc,
+                    amount,
+                    Typology::None,
+                );
+                drafts.push(d);
+            }
+            if self.rng.chance_ppm(150_000)
+                && let Some(&to) = self.rng.pick(&cust.contacts)
+            {
+                {
+                    let ts = t(&mut self.rng, 8, 22);
+                    let to_branch = self.customers.get(to).map_or(cust.branch, |x| x.branch);
+                    let kind = if to_branch == cust.branch {
+                        EventKind::P2p
+                    } else {
+                        EventKind::CrossBranch
+                    };
+                    let channel = if self.rng.chance_ppm(500_000) {
+                        Channel::Mobile
+                    } else {
+                        Channel::Online
+                    };
+                    let amount = u128::from(self.rng.range(10, 300)) * 100;
+                    let d = self.draft(
+                        ts,
+                        Party::Customer(c),
+                        Party::Customer(to),
+                        kind,
+                        channel,
+                        dev,
+                        home,
+                        0,
+                        amount,
+                        Typology::None,
+                    );
+                    drafts.push(d);
+                }
+            }
+            if self.rng.chance_ppm(60_000) {
+                let ts = t(&mut self.rng, 9, 20);
+                let amount = u128::from(self.rng.range(2, 30)) * 1000;
+                let cash = self.external();
+                let d = self.draft(
+                    ts,
+                    Party::Customer(c),
+                    cash,
+                    EventKind::CashWithdrawal,
+                    Channel::Atm,
+                    dev,
+                    home,
+                    0,
+                    amount,
+                    Typology::None,
+                );
+                drafts.push(d);
+            }
+            if self.rng.chance_ppm(20_000) {
+                let ts = t(&mut self.rng, 9, 17);
+                let amount = u128::from(self.rng.range(5, 100)) * 1000;
+                let cash = self.external();
+                let d = self.draft(
+                    ts,
+                    cash,
+                    Party::Customer(c),
+                    EventKind::CashDeposit,
+                    Channel::Branch,
+                    0,
+                    home,
+                    0,
+                    amount,
+                    Typology::None,
+                );
+                drafts.push(d);
+            }
+        }
+    }
+
+    fn pick_typology(&mut self) -> Typology {
+        let weights = self.config.typology_weights;
+        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+        // Round-robin first so that every typology with a weight appears early.
+        let enabled: Vec<Typology> = Typology::FRAUD
+            .iter()
+            .zip(weights.iter())
+            .filter(|(_, w)| **w > 0)
+            .map(|(t, _)| *t)
+            .collect();
+        let n = u64::try_from(enabled.len()).unwrap_or(0);
+        if n == 0 {
+            return Typology::None;
+        }
+        if self.typology_cursor < n {
+            let i = usize::try_from(self.typology_cursor).unwrap_or(0);
+            self.typology_cursor += 1;
+            return enabled.get(i).copied().unwrap_or(Typology::None);
+        }
+        let mut r = self.rng.below(total);
+        for (t, w) in Typology::FRAUD.iter().zip(weights.iter()) {
+            let w = u64::from(*w);
+            if r < w {
+                return *t;
+            }
+            r -= w;
+        }
+        Typology::None
+    }
+
+    fn random_customer(&mut self, dormant: bool) -> Option<usize> {
+        let n = u64::try_from(self.customers.len()).unwrap_or(0);
+        for _ in 0..64 {
+            let i = usize::try_from(self.rng.below(n)).ok()?;
+            if self.customers.get(i).map(|c| c.dormant) == Some(dormant) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn inject(&mut self, typology: Typology, start: u64, drafts: &mut Vec<Draft>) {
+        let far = |rng: &mut Rng| {
+            (
+                rng.range(1, 60_000_000) as i64 - 30_000_000,
+                rng.range(1, 120_000_000) as i64 - 60_000_000,
+            )
+        };
+        match typology {
+            Typology::None => {}
+            Typology::AccountTakeover | Typology::DormantReactivation => {
+                let Some(v) = self.random_customer(typology == Typology::DormantReactivation)
+                else {
+                    return;
+                };
+                let dev = self.fresh_device();
+                let loc = far(&mut self.rng);
+                let mut ts = start + self.rng.range(0, 20 * 3600);
+                let balance = self.balances.get(v).copied().unwrap_or(0);
+                let parts = self.rng.range(2, 4);
+                for _ in 0..parts {
+                    ts += self.rng.range(60, 900);
+                    let amount = balance * 9 / 10 / u128::from(parts);
+                    let to = self.external();
+                    let d = self.draft(
+                        ts,
+                        Party::Customer(v),
+                        to,
+                        EventKind::External,
+                        Channel::Online,
+                        dev,
+                        loc,
+                        0,
+                        amount,
+                        typology,
+                    );
+                    drafts.push(d);
+                }
+            }
+            Typology::CardTesting => {
+                let Some(v) = self.random_customer(false) else {
+                    return;
+                };
+                let dev = self.fresh_device();
+                let loc = far(&mut self.rng);
+                let mut ts = start + self.rng.range(0, 20 * 3600);
+                for _ in 0..self.rng.range(5, 15) {
+                    ts += self.rng.range(5, 60);
+                    let amount = u128::from(self.rng.range(1, 200));
+                    let m = self.external();
+                    let d = self.draft(
+                        ts,
+                        Party::Customer(v),
+                        m,
+                        EventKind::CardPayment,
+                        Channel::Card,
+                        dev,
+                        loc,
+                        MCC_DIGITAL,
+                        amount,
+                        typology,
+                    );
+                    drafts.push(d);
+                }
+            }
+            Typology::Mule => {
+                let Some(m) = self.random_customer(false) else {
+                    return;
+                };
+                let Some(mule) = self.customers.get(m).cloned() else {
+                    return;
+                };
+                let dev = self.fresh_device();
+                let mut ts = start + self.rng.range(0, 10 * 3600);
+                let mut total = 0u128;
+                for _ in 0..self.rng.range(4, 8) {
+                    ts += self.rng.range(60, 1800);
+                    let amount = u128::from(self.rng.range(300, 2_000)) * 100;
+                    total += amount;
+                    let from = self.external();
+                    let d = self.draft(
+                        ts,
+                        from,
+                        Party::Customer(m),
+                        EventKind::External,
+                        Channel::Online,
+                        0,
+                        (mule.lat, mule.lon),
+                        0,
+                        amount,
+                        typology,
+                    );
+                    drafts.push(d);
+                }
+                let outs = self.rng.range(2, 4);
+                for _ in 0..outs {
+                    ts += self.rng.range(60, 1200);
+                    // Fan out to accounts of other branches.
+                    let mut to = self.random_customer(false).unwrap_or(m);
+                    for _ in 0..8 {
+                        if self.customers.get(to).map(|c| c.branch) != Some(mule.branch) {
+                            break;
+                        }
+                        to = self.random_customer(false).unwrap_or(m);
+                    }
+                    let d = self.draft(
+                        ts,
+                        Party::Customer(m),
+                        Party::Customer(to),
+                        EventKind::CrossBranch,
+                        Channel::Mobile,
+                        dev,
+                        (mule.lat, mule.lon),
+                        0,
+                        total * 95 / 100 / u128::from(outs),
+                        typology,
+                    );
+                    drafts.push(d);
+                }
+            }
+            Typology::Structuring => {
+                let Some(s) = self.random_customer(false) else {
+                    return;
+                };
+                let Some(c) = self.customers.get(s).cloned() else {
+                    return;
+                };
+                let mut ts = start + 9 * 3600;
+                let threshold = self.config.reporting_threshold;
+                for _ in 0..self.rng.range(4, 8) {
+                    ts += self.rng.range(600, 3600);
+                    let below = threshold * u128::from(self.rng.range(1, 5)) / 100;
+                    let channel = if self.rng.chance_ppm(500_000) {
+                        Channel::Atm
+                    } else {
+                        Channel::Branch
+                    };
+                    let cash = self.external();
+                    let d = self.draft(
+                        ts,
+                        cash,
+                        Party::Customer(s),
+                        EventKind::CashDeposit,
+                        channel,
+                        0,
+                        (c.lat, c.lon),
+                        0,
+                        (threshold - below).max(1),
+                        typology,
+                    );
+                    drafts.push(d);
+                }
+            }
+            Typology::ImpossibleTravel => {
+                let Some(v) = self.random_customer(false) else {
+                    return;
+                };
+                let Some(c) = self.customers.get(v).cloned() else {
+                    return;
+                };
+                let dev = c.devices.first().copied().unwrap_or(0);
+                let ts = start + self.rng.range(8 * 3600, 20 * 3600);
+                let mcc = self
+                    .rng
+                    .pick(&c.merchant_categories)
+                    .copied()
+                    .unwrap_or(5999);
+                let m = self.external();
+                let first = u128::from(self.rng.range(500, 5_000));
+                let d = self.draft(
+                    ts,
+                    Party::Customer(v),
+                    m,
+                    EventKind::CardPayment,
+                    Channel::Card,
+                    dev,
+                    (c.lat, c.lon),
+                    mcc,
+                    first,
+                    Typology::None,
+                );
+                drafts.push(d);
+                let loc = (c.lat + 35_000_000, c.lon - 90_000_000);
+                let m = self.external();
+                let amount = u128::from(self.rng.range(5_000, 60_000));
+                let later = ts + self.rng.range(600, 3600);
+                let new_dev = self.fresh_device();
+                let d = self.draft(
+                    later,
+                    Party::Customer(v),
+                    m,
+                    EventKind::CardPayment,
+                    Channel::Card,
+                    new_dev,
+                    loc,
+                    MCC_ELECTRONICS,
+                    amount,
+                    typology,
+                );
+                drafts.push(d);
+            }
+            Typology::BustOut => {
+                let Some(b) = self.random_customer(false) else {
+                    return;
+                };
+                let Some(c) = self.customers.get(b).cloned() else {
+                    return;
+                };
+                let dev = c.devices.first().copied().unwrap_or(0);
+                let mut ts = start + self.rng.range(0, 6 * 3600);
+                let big = c.salary * 2;
+                let src = self.external();
+                let d = self.draft(
+                    ts,
+                    src,
+                    Party::Customer(b),
+                    EventKind::External,
+                    Channel::Online,
+                    dev,
+                    (c.lat, c.lon),
+                    0,
+                    big,
+                    typology,
+                );
+                drafts.push(d);
+                let balance = self.balances.get(b).copied().unwrap_or(0) + big;
+                let parts = self.rng.range(4, 8);
+                for k in 0..parts {
+                    ts += self.rng.range(300, 3600);
+                    let amount = balance / u128::from(parts);
+                    let (kind, ch, mcc) = if k % 3 == 2 {
+                        (EventKind::CashWithdrawal, Channel::Atm, 0)
+                    } else {
+                        (EventKind::CardPayment, Channel::Card, MCC_ELECTRONICS)
+                    };
+                    let m = self.external();
+                    let d = self.draft(
+                        ts,
+                        Party::Customer(b),
+                        m,
+                        kind,
+                        ch,
+                        dev,
+                        (c.lat, c.lon),
+                        mcc,
+                        amount,
+                        typology,
+                    );
+                    drafts.push(d);
+                }
+            }
+        }
+    }
+
+    fn party_id(&self, p: Party) -> u128 {
+        match p {
+            Party::Customer(i) => self.customers.get(i).map_or(0, |c| c.account),
+            Party::External(id) => id,
+        }
+    }
+
+    fn simulate_day(&mut self) {
+        let start = u64::from(self.day) * SECONDS_PER_DAY;
+        let mut drafts = Vec::new();
+        self.normal_day(start, &mut drafts);
+        let normal = u64::try_from(drafts.len()).unwrap_or(0);
+        let rate = self.config.fraud_rate_ppm.min(999_999);
+        let target = (self.normal_events + normal) * rate / (1_000_000 - rate);
+        let mut fraud = self.fraud_events;
+        while fraud < target {
+            let t = self.pick_typology();
+            if t == Typology::None {
+                break;
+            }
+            let before = drafts.len();
+            self.inject(t, start, &mut drafts);
+            let added = drafts
+                .iter()
+                .skip(before)
+                .filter(|d| d.typology != Typology::None)
+                .count();
+            if drafts.len() == before {
+                break;
+            }
+            fraud += u64::try_from(added).unwrap_or(0);
+        }
+        drafts.sort_by_key(|d| (d.timestamp, d.seq));
+        for d in drafts {
+            // Apply in time order; debits never exceed the tracked balance.
+            let mut amount = d.amount;
+            if let Party::Customer(i) = d.debit {
+                let bal = self.balances.get(i).copied().unwrap_or(0);
+                amount = amount.min(bal);
+            }
+            if amount == 0 {
+                continue;
+            }
+            if let Party::Customer(i) = d.debit
+                && let Some(b) = self.balances.get_mut(i)
+            {
+                *b -= amount;
+            }
+            if let Party::Customer(i) = d.credit
+                && let Some(b) = self.balances.get_mut(i)
+            {
+                *b += amount;
+            }
+            let is_fraud = d.typology != Typology::None;
+            if is_fraud {
+                self.fraud_events += 1;
+            } else {
+                self.normal_events += 1;
+            }
+            let ev = Event {
+                id: self.next_id,
+                timestamp: d.timestamp,
+                debit: self.party_id(d.debit),
+                credit: self.party_id(d.credit),
+                kind: d.kind,
+                channel: d.channel,
+                device: d.device,
+                lat: d.lat,
+                lon: d.lon,
+                merchant_category: d.mcc,
+                amount,
+                currency: self.config.currency,
+                is_fraud,
+                typology: d.typology,
+            };
+            self.next_id += 1;
+            self.buffer.push_back(ev);
+        }
+        self.day += 1;
+    }
+}
+
+impl Iterator for Simulator {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        while self.buffer.is_empty() {
+            if self.day >= self.config.days {
+                return None;
+            }
+            self.simulate_day();
+        }
+        self.buffer.pop_front()
+    }
+}
+
+fn branch_centre(branch: u16) -> (i64, i64) {
+    (
+        45_000_000 + i64::from(branch) * 700_000,
+        5_000_000 + i64::from(branch % 7) * 900_000,
+    )
+}
+
+/// The CSV header line (without newline).
+pub const CSV_HEADER: &str = "event_id,timestamp,debit_account,debit_branch,credit_account,credit_branch,kind,channel,device_id,lat_micro,lon_micro,merchant_category,amount_minor,currency,is_fraud,typology";
+
+/// One CSV row (without newline).
+pub fn csv_row(e: &Event) -> String {
+    let br = |a: u128| branch_of(a).map_or(String::new(), |b| b.to_string());
+    let mut s = String::with_capacity(160);
+    let _ = write!(
+        s,
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        e.id,
+        e.timestamp,
+        e.debit,
+        br(e.debit),
+        e.credit,
+        br(e.credit),
+        e.kind.name(),
+        e.channel.name(),
+        e.device,
+        e.lat,
+        e.lon,
+        e.merchant_category,
+        e.amount,
+        e.currency.alpha,
+        u8::from(e.is_fraud),
+        e.typology.name()
+    );
+    s
+}
+
+/// Write every event as CSV with a header row; returns the number of rows.
+pub fn write_csv<W: std::io::Write>(
+    events: impl IntoIterator<Item = Event>,
+    out: &mut W,
+) -> std::io::Result<u64> {
+    writeln!(out, "{CSV_HEADER}")?;
+    let mut n = 0;
+    for e in events {
+        writeln!(out, "{}", csv_row(&e))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests;
