@@ -61,8 +61,6 @@ where
     loop {
         attempts += 1;
         let generation = route.generation();
-        let endpoint = route.endpoint();
-        let endpoint = endpoint.as_str();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let per_attempt = timing.request_timeout.min(remaining);
         let (error, failure) = if per_attempt.is_zero() {
@@ -88,7 +86,8 @@ where
                         status.code(),
                         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
                     ) && started.elapsed() >= per_attempt - per_attempt / 10;
-                    match classify(&status, endpoint) {
+                    // The endpoint only names a failure: read it when there is one.
+                    match classify(&status, &route.endpoint()) {
                         (ClientError::Timeout { .. }, failure) => {
                             (ClientError::Timeout { after: per_attempt }, failure)
                         }
@@ -136,7 +135,7 @@ where
         }
         tracing::debug!(
             call = what,
-            endpoint,
+            endpoint = %route.endpoint(),
             attempt = attempts,
             code = error.code(),
             pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),

@@ -296,8 +296,6 @@ async fn cross_branch_traffic(
     stop: Arc<AtomicBool>,
 ) {
     let mut rng = Rng::with_stream(seed, 1_000 + worker);
-    // COREBANK_DEMO_DEBUG=1 prints why a cross-branch transfer did not finish at once.
-    let debug = std::env::var_os("COREBANK_DEMO_DEBUG").is_some();
     let mut sequence = 0_u64;
     while !stop.load(Ordering::Relaxed) {
         sequence += 1;
@@ -338,11 +336,6 @@ async fn cross_branch_traffic(
         };
         counters.started.fetch_add(1, Ordering::Relaxed);
         let outcome = leader.cross_branch().transfer(&saga).await;
-        if let SagaOutcome::Unknown(error) | SagaOutcome::InFlight { error, .. } = &outcome
-            && debug
-        {
-            eprintln!("cross-branch {}: {error}", outcome.code());
-        }
         let counter = match outcome {
             SagaOutcome::Posted => &counters.posted,
             SagaOutcome::Voided { .. } => &counters.voided,

@@ -60,22 +60,13 @@ fn now_ns() -> u64 {
 }
 
 /// Branch code → its replica addresses, from `BRANCH=HOST:PORT` items.
-fn routes(items: &[String]) -> anyhow::Result<std::collections::BTreeMap<BranchCode, Vec<String>>> {
-    let mut routes = std::collections::BTreeMap::<BranchCode, Vec<String>>::new();
+fn routes(items: &[String]) -> anyhow::Result<BTreeMap<BranchCode, Vec<String>>> {
+    let mut routes = BTreeMap::<BranchCode, Vec<String>>::new();
     for item in items {
-        let (branch, address) = item.split_once('=').with_context(|| {
+        let (code, address) = corebank_server::parse_route(item).with_context(|| {
             format!("{item:?}: write BRANCH=HOST:PORT, e.g. 0001=127.0.0.1:8080")
         })?;
-        anyhow::ensure!(
-            branch.len() == 4 && branch.bytes().all(|b| b.is_ascii_digit()),
-            "{item:?}: the branch code is four digits"
-        );
-        let code =
-            BranchCode::new(branch.parse()?).map_err(|e| anyhow::anyhow!("{item:?}: {e}"))?;
-        routes
-            .entry(code)
-            .or_default()
-            .push(address.trim().to_owned());
+        routes.entry(code).or_default().push(address);
     }
     Ok(routes)
 }

@@ -173,4 +173,27 @@ fn bad_flags_are_refused_with_a_message() {
         .unwrap();
     assert!(!output.status.success());
     assert!(!output.stderr.is_empty());
+    // A malformed branch route is named before anything is contacted.
+    let output = corebank()
+        .args(["reconcile", "--insecure", "--branch", "1=127.0.0.1:8080"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("write BRANCH=HOST:PORT"), "{stderr}");
+    let output = corebank()
+        .args([
+            "node",
+            "--branch",
+            "0001",
+            "--data-dir",
+            "/nonexistent/x",
+            "--insecure",
+        ])
+        .args(["--registry", "no-port"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid registry address"), "{stderr}");
 }

@@ -200,6 +200,26 @@ async fn transfers_between_branches_post_void_replay_and_reconcile() {
         u128_of(sent.transfer_id.as_ref())
     );
     assert_eq!(posted(&first, &alice).await, 95_000);
+    // The same key for another amount is refused, and moves nothing.
+    let reused = first
+        .transfer(&alice, &bob, "99.00", Some("alice-to-bob"), "rent")
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), "idempotency_conflict", "{reused}");
+    // A fee on a transfer to another branch is refused up front.
+    let with_fee = first
+        .transfer_with(v1::TransferRequest {
+            from_account: alice.clone(),
+            to_account: bob.clone(),
+            amount: "1.00".into(),
+            idempotency_key: "with-fee".into(),
+            reference: String::new(),
+            fee: "0.10".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(with_fee.code(), "invalid_argument", "{with_fee}");
+    assert_eq!(posted(&first, &alice).await, 95_000);
 
     // To an account the other branch does not have: refused there, voided here.
     let nobody = unknown_account_of_branch(2);

@@ -15,45 +15,29 @@ const ACCOUNT_BRANCH_FACTOR: u128 = 10_000_000_000;
 /// External counterparties (employers, landlords, merchants, outside banks) have ids here.
 pub const EXTERNAL_BASE: u128 = 1_000_000_000_000_000;
 
-/// A small seeded random number generator (SplitMix64).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// Seeded randomness: the workload's generator (one generator for every synthetic
+/// stream of the project), with the few draws this simulator adds.
+pub use corebank_workload::Rng;
 
-impl Rng {
-    /// A generator for this seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// A value in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-    /// A value in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            lo
-        } else {
-            lo + self.below(hi - lo + 1)
-        }
-    }
+/// Draws the simulator needs beyond [`Rng`]'s.
+trait Draws {
     /// True with probability `ppm` parts per million.
-    pub fn chance_ppm(&mut self, ppm: u64) -> bool {
+    fn chance_ppm(&mut self, ppm: u64) -> bool;
+    /// One of `items` (`None` when empty).
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T>;
+    /// Uniform in `-spread..=spread`.
+    fn offset(&mut self, spread: u64) -> i64;
+}
+
+impl Draws for Rng {
+    fn chance_ppm(&mut self, ppm: u64) -> bool {
         self.below(1_000_000) < ppm
     }
+
     fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        let n = u64::try_from(items.len()).unwrap_or(u64::MAX);
-        usize::try_from(self.below(n))
-            .ok()
-            .and_then(|i| items.get(i))
+        items.get(self.index(items.len()))
     }
+
     fn offset(&mut self, spread: u64) -> i64 {
         let v = i64::try_from(self.below(2 * spread + 1)).unwrap_or(0);
         v - i64::try_from(spread).unwrap_or(0)
@@ -347,17 +331,17 @@ impl Simulator {
             let branch = u16::try_from(u64::from(i) % u64::from(branches)).unwrap_or(0);
             let serial = SERIAL_BASE + u64::from(i / u32::from(branches));
             let (blat, blon) = branch_centre(branch);
-            let salary = u128::from(rng.range(1_500, 6_000)) * 100;
+            let salary = u128::from(rng.between(1_500, 6_000)) * 100;
             let mut mccs = Vec::new();
-            for _ in 0..rng.range(2, 5) {
+            for _ in 0..rng.between(2, 5) {
                 if let Some(&m) = rng.pick(&MCCS) {
                     mccs.push(m);
                 }
             }
-            let devices = (0..rng.range(1, 2))
+            let devices = (0..rng.between(1, 2))
                 .map(|d| u64::from(i) * 16 + d + 1)
                 .collect();
-            let contacts = (0..rng.range(1, 5))
+            let contacts = (0..rng.between(1, 5))
                 .filter_map(|_| usize::try_from(rng.below(u64::from(config.customers))).ok())
                 .filter(|&c| u32::try_from(c).ok() != Some(i))
                 .collect();
@@ -369,15 +353,15 @@ impl Simulator {
                 lon: blon + rng.offset(50_000),
                 salary_day: u32::try_from(rng.below(28)).unwrap_or(0),
                 salary,
-                rent: salary * u128::from(rng.range(20, 35)) / 100,
-                bills: salary * u128::from(rng.range(5, 12)) / 100,
-                card_per_day_milli: rng.range(500, 4_000),
+                rent: salary * u128::from(rng.between(20, 35)) / 100,
+                bills: salary * u128::from(rng.between(5, 12)) / 100,
+                card_per_day_milli: rng.between(500, 4_000),
                 merchant_categories: mccs,
                 devices,
                 contacts,
                 dormant,
             });
-            balances.push(u128::from(rng.range(200, 20_000)) * 100);
+            balances.push(u128::from(rng.between(200, 20_000)) * 100);
         }
         Self {
             rng,
@@ -461,7 +445,7 @@ impl Simulator {
             }
             let home = (cust.lat, cust.lon);
             let dev = cust.devices.first().copied().unwrap_or(0);
-            let t = |rng: &mut Rng, lo: u64, hi: u64| start + rng.range(lo * 3600, hi * 3600 - 1);
+            let t = |rng: &mut Rng, lo: u64, hi: u64| start + rng.between(lo * 3600, hi * 3600 - 1);
             if dom == cust.salary_day {
                 let ts = t(&mut self.rng, 1, 6);
                 let emp = self.external();
@@ -522,7 +506,7 @@ impl Simulator {
                     .pick(&cust.merchant_categories)
                     .copied()
                     .unwrap_or(5999);
-                let amount = u128::from(self.rng.range(300, 12_000));
+                let amount = u128::from(self.rng.between(300, 12_000));
                 let loc = (
                     cust.lat + self.rng.offset(20_000),
                     cust.lon + self.rng.offset(20_000),
@@ -558,7 +542,7 @@ impl Simulator {
                     } else {
                         Channel::Online
                     };
-                    let amount = u128::from(self.rng.range(10, 300)) * 100;
+                    let amount = u128::from(self.rng.between(10, 300)) * 100;
                     let d = self.draft(
                         ts,
                         Party::Customer(c),
@@ -576,7 +560,7 @@ impl Simulator {
             }
             if self.rng.chance_ppm(60_000) {
                 let ts = t(&mut self.rng, 9, 20);
-                let amount = u128::from(self.rng.range(2, 30)) * 1000;
+                let amount = u128::from(self.rng.between(2, 30)) * 1000;
                 let cash = self.external();
                 let d = self.draft(
                     ts,
@@ -594,7 +578,7 @@ impl Simulator {
             }
             if self.rng.chance_ppm(20_000) {
                 let ts = t(&mut self.rng, 9, 17);
-                let amount = u128::from(self.rng.range(5, 100)) * 1000;
+                let amount = u128::from(self.rng.between(5, 100)) * 1000;
                 let cash = self.external();
                 let d = self.draft(
                     ts,
@@ -657,8 +641,8 @@ impl Simulator {
     fn inject(&mut self, typology: Typology, start: u64, drafts: &mut Vec<Draft>) {
         let far = |rng: &mut Rng| {
             (
-                rng.range(1, 60_000_000) as i64 - 30_000_000,
-                rng.range(1, 120_000_000) as i64 - 60_000_000,
+                rng.between(1, 60_000_000) as i64 - 30_000_000,
+                rng.between(1, 120_000_000) as i64 - 60_000_000,
             )
         };
         match typology {
@@ -670,11 +654,11 @@ impl Simulator {
                 };
                 let dev = self.fresh_device();
                 let loc = far(&mut self.rng);
-                let mut ts = start + self.rng.range(0, 20 * 3600);
+                let mut ts = start + self.rng.between(0, 20 * 3600);
                 let balance = self.balances.get(v).copied().unwrap_or(0);
-                let parts = self.rng.range(2, 4);
+                let parts = self.rng.between(2, 4);
                 for _ in 0..parts {
-                    ts += self.rng.range(60, 900);
+                    ts += self.rng.between(60, 900);
                     let amount = balance * 9 / 10 / u128::from(parts);
                     let to = self.external();
                     let d = self.draft(
@@ -698,10 +682,10 @@ impl Simulator {
                 };
                 let dev = self.fresh_device();
                 let loc = far(&mut self.rng);
-                let mut ts = start + self.rng.range(0, 20 * 3600);
-                for _ in 0..self.rng.range(5, 15) {
-                    ts += self.rng.range(5, 60);
-                    let amount = u128::from(self.rng.range(1, 200));
+                let mut ts = start + self.rng.between(0, 20 * 3600);
+                for _ in 0..self.rng.between(5, 15) {
+                    ts += self.rng.between(5, 60);
+                    let amount = u128::from(self.rng.between(1, 200));
                     let m = self.external();
                     let d = self.draft(
                         ts,
@@ -726,11 +710,11 @@ impl Simulator {
                     return;
                 };
                 let dev = self.fresh_device();
-                let mut ts = start + self.rng.range(0, 10 * 3600);
+                let mut ts = start + self.rng.between(0, 10 * 3600);
                 let mut total = 0u128;
-                for _ in 0..self.rng.range(4, 8) {
-                    ts += self.rng.range(60, 1800);
-                    let amount = u128::from(self.rng.range(300, 2_000)) * 100;
+                for _ in 0..self.rng.between(4, 8) {
+                    ts += self.rng.between(60, 1800);
+                    let amount = u128::from(self.rng.between(300, 2_000)) * 100;
                     total += amount;
                     let from = self.external();
                     let d = self.draft(
@@ -747,9 +731,9 @@ impl Simulator {
                     );
                     drafts.push(d);
                 }
-                let outs = self.rng.range(2, 4);
+                let outs = self.rng.between(2, 4);
                 for _ in 0..outs {
-                    ts += self.rng.range(60, 1200);
+                    ts += self.rng.between(60, 1200);
                     // Fan out to accounts of other branches.
                     let mut to = self.random_customer(false).unwrap_or(m);
                     for _ in 0..8 {
@@ -782,9 +766,9 @@ impl Simulator {
                 };
                 let mut ts = start + 9 * 3600;
                 let threshold = self.config.reporting_threshold;
-                for _ in 0..self.rng.range(4, 8) {
-                    ts += self.rng.range(600, 3600);
-                    let below = threshold * u128::from(self.rng.range(1, 5)) / 100;
+                for _ in 0..self.rng.between(4, 8) {
+                    ts += self.rng.between(600, 3600);
+                    let below = threshold * u128::from(self.rng.between(1, 5)) / 100;
                     let channel = if self.rng.chance_ppm(500_000) {
                         Channel::Atm
                     } else {
@@ -814,14 +798,14 @@ impl Simulator {
                     return;
                 };
                 let dev = c.devices.first().copied().unwrap_or(0);
-                let ts = start + self.rng.range(8 * 3600, 20 * 3600);
+                let ts = start + self.rng.between(8 * 3600, 20 * 3600);
                 let mcc = self
                     .rng
                     .pick(&c.merchant_categories)
                     .copied()
                     .unwrap_or(5999);
                 let m = self.external();
-                let first = u128::from(self.rng.range(500, 5_000));
+                let first = u128::from(self.rng.between(500, 5_000));
                 let d = self.draft(
                     ts,
                     Party::Customer(v),
@@ -837,8 +821,8 @@ impl Simulator {
                 drafts.push(d);
                 let loc = (c.lat + 35_000_000, c.lon - 90_000_000);
                 let m = self.external();
-                let amount = u128::from(self.rng.range(5_000, 60_000));
-                let later = ts + self.rng.range(600, 3600);
+                let amount = u128::from(self.rng.between(5_000, 60_000));
+                let later = ts + self.rng.between(600, 3600);
                 let new_dev = self.fresh_device();
                 let d = self.draft(
                     later,
@@ -862,7 +846,7 @@ impl Simulator {
                     return;
                 };
                 let dev = c.devices.first().copied().unwrap_or(0);
-                let mut ts = start + self.rng.range(0, 6 * 3600);
+                let mut ts = start + self.rng.between(0, 6 * 3600);
                 let big = c.salary * 2;
                 let src = self.external();
                 let d = self.draft(
@@ -879,9 +863,9 @@ impl Simulator {
                 );
                 drafts.push(d);
                 let balance = self.balances.get(b).copied().unwrap_or(0) + big;
-                let parts = self.rng.range(4, 8);
+                let parts = self.rng.between(4, 8);
                 for k in 0..parts {
-                    ts += self.rng.range(300, 3600);
+                    ts += self.rng.between(300, 3600);
                     let amount = balance / u128::from(parts);
                     let (kind, ch, mcc) = if k % 3 == 2 {
                         (EventKind::CashWithdrawal, Channel::Atm, 0)

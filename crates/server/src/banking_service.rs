@@ -232,11 +232,21 @@ impl BankingService {
         let saga = Saga::new(id, from.id, to_number.account_id(), amount, currency)
             .map_err(|e| invalid("to_account", e.to_string()))?;
         let labels = (from_number.to_string(), to_number.to_string());
+        // A repeated call finds its saga in this branch's ledger: a finished one is
+        // answered from there; anything else (new, pending, or the key reused with other
+        // fields, which the reservation refuses) goes through the saga.
+        let before = self.cross_branch.status(id).await;
         let replayed = matches!(
-            self.cross_branch.status(id).await,
+            before,
             Ok(SagaStatus::Posted(_) | SagaStatus::Voided(_) | SagaStatus::Pending(_))
         );
-        let outcome = self.cross_branch.transfer(&saga).await;
+        let outcome = match before {
+            Ok(SagaStatus::Posted(stored)) if stored == saga => SagaOutcome::Posted,
+            Ok(SagaStatus::Voided(stored)) if stored == saga => {
+                SagaOutcome::Voided { refusal: None }
+            }
+            _ => self.cross_branch.transfer(&saga).await,
+        };
         metrics::counter!("corebank_cross_branch_transfers_total", "outcome" => outcome.code())
             .increment(1);
         let status = match outcome {

@@ -116,10 +116,24 @@ pub enum ConfigError {
         "invalid branch route {0:?}: write BRANCH=HOST:PORT for another branch, e.g. 0002=10.0.1.1:8080"
     )]
     Route(String),
+    #[error("invalid registry address {0:?}: write HOST:PORT, e.g. 10.0.9.1:9090")]
+    Registry(String),
     #[error(
         "replicas authenticate each other with their node certificates under TLS: several replicas need --tls-ca (the CA that signed them)"
     )]
     PeerCaMissing,
+}
+
+/// `BRANCH=HOST:PORT` (a four-digit branch code and a replica's address), as in
+/// `--route` and `corebank reconcile --branch`; `None` when it is not that.
+pub fn parse_route(text: &str) -> Option<(corebank_account_number::BranchCode, String)> {
+    let (branch, address) = text.split_once('=')?;
+    let (branch, address) = (branch.trim(), address.trim());
+    if branch.len() != 4 || !branch.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let code = corebank_account_number::BranchCode::new(branch.parse().ok()?).ok()?;
+    corebank_raft_net::valid_address(address).then(|| (code, address.to_owned()))
 }
 
 impl ServerConfig {
@@ -152,23 +166,10 @@ impl ServerConfig {
     pub fn route_map(&self) -> Result<crate::cross_branch::BranchRoutes, ConfigError> {
         let mut routes = crate::cross_branch::BranchRoutes::new();
         for text in &self.routes {
-            let invalid = || ConfigError::Route(text.clone());
-            let (branch, address) = text.split_once('=').ok_or_else(invalid)?;
-            let branch = branch.trim();
-            let code = (branch.len() == 4 && branch.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| branch.parse::<u16>().ok())
-                .flatten()
-                .and_then(|code| corebank_account_number::BranchCode::new(code).ok())
-                .ok_or_else(invalid)?;
-            let address = address.trim();
-            let valid = address.len() <= 256
-                && address.rsplit_once(':').is_some_and(|(host, port)| {
-                    !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0)
-                });
-            if !valid || code.get() == self.branch {
-                return Err(invalid());
-            }
-            routes.entry(code).or_default().push(address.to_owned());
+            let (code, address) = parse_route(text)
+                .filter(|(code, _)| code.get() != self.branch)
+                .ok_or_else(|| ConfigError::Route(text.clone()))?;
+            routes.entry(code).or_default().push(address);
         }
         Ok(routes)
     }
@@ -215,6 +216,13 @@ impl ServerConfig {
         }
         let members = self.member_map()?;
         self.route_map()?;
+        if let Some(bad) = self
+            .registry
+            .iter()
+            .find(|address| !corebank_raft_net::valid_address(address))
+        {
+            return Err(ConfigError::Registry(bad.clone()));
+        }
         if !self.join && !members.is_empty() && !members.contains_key(&self.node_id) {
             return Err(ConfigError::NotAMember(self.node_id));
         }
@@ -297,6 +305,34 @@ mod tests {
         assert!(matches!(config.validate(), Err(ConfigError::PeerCaMissing)));
         config.tls_ca = Some("ca.pem".into());
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn routes_and_registry_addresses_are_checked() {
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut config = ServerConfig::insecure(1, "/tmp/x", local);
+        config.routes = vec!["0002=10.0.1.1:8080".into(), "0002=10.0.1.2:8080".into()];
+        let routes = config.route_map().unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes.values().next().map(Vec::len), Some(2));
+        for bad in [
+            "0001=10.0.0.1:8080",
+            "2=10.0.1.1:8080",
+            "0002=10.0.1.1",
+            "0002",
+            "x=y:1",
+        ] {
+            config.routes = vec![bad.into()];
+            assert!(
+                matches!(config.validate(), Err(ConfigError::Route(_))),
+                "{bad}"
+            );
+        }
+        config.routes.clear();
+        config.registry = vec!["127.0.0.1:9090".into()];
+        assert!(config.validate().is_ok());
+        config.registry = vec!["127.0.0.1".into()];
+        assert!(matches!(config.validate(), Err(ConfigError::Registry(_))));
     }
 
     #[test]

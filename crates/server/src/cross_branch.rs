@@ -153,6 +153,7 @@ pub type BranchRoutes = BTreeMap<BranchCode, Vec<String>>;
 /// The coordinator of this branch's outgoing sagas.
 #[derive(Debug)]
 pub struct CrossBranch {
+    node: Arc<Node>,
     local: LedgerPort,
     branch: Branch,
     routes: RwLock<BranchRoutes>,
@@ -175,9 +176,10 @@ impl CrossBranch {
     ) -> Self {
         Self {
             local: LedgerPort::Local {
-                node,
+                node: Arc::clone(&node),
                 branch: branch.code,
             },
+            node,
             branch,
             routes: RwLock::new(routes),
             remotes: Mutex::new(BTreeMap::new()),
@@ -298,10 +300,7 @@ impl CrossBranch {
                 .iter()
                 .all(|r| r.result == CreateAccountResult::Exists)
         };
-        let LedgerPort::Local { node, .. } = &self.local else {
-            return Err(PortError::rejected("the local port is not local"));
-        };
-        match node.submit(Request::CreateAccounts(vec![ours])).await {
+        match self.node.submit(Request::CreateAccounts(vec![ours])).await {
             Ok(RequestOutcome::Accounts { results, .. }) if accepted(&results) => {}
             Ok(other) => {
                 return Err(PortError::rejected(format!(

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 pub use admin::prometheus;
 pub use auth::Gate;
-pub use config::{ConfigError, ServerConfig};
+pub use config::{ConfigError, ServerConfig, parse_route};
 
 const STREAM_WINDOW_BYTES: u32 = 8 << 20;
 const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
