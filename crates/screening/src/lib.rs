@@ -1,4 +1,4 @@
-//! The contract between a branch's write pipeline and whatever screens its transfers.
+//! corebank-screening: the contract between a branch's write pipeline and whatever screens its transfers.
 //!
 //! The pipeline (in `corebank-node`) builds one [`Candidate`] per new transfer, asks a
 //! [`Screener`] for an [`Assessment`] of each on the leader before the batch is
