@@ -256,6 +256,19 @@ impl Ledger {
         timestamp: u64,
         events: &[Transfer],
     ) -> Result<Vec<CreateTransfersResult>, BatchError> {
+        self.create_transfers_gated(timestamp, events, &|_, _| None)
+    }
+
+    /// [`Self::create_transfers`] with a gate: for each event whose id is new, after the
+    /// basic checks of its id and flags, `gate(index, event)` may refuse it with a result
+    /// (the risk screen's decisions, frozen accounts). A refusal fails the event like any
+    /// other failure (its linked chain too), changes no balance and does not burn the id.
+    pub fn create_transfers_gated(
+        &mut self,
+        timestamp: u64,
+        events: &[Transfer],
+        gate: &dyn Fn(usize, &Transfer) -> Option<CreateTransferResult>,
+    ) -> Result<Vec<CreateTransfersResult>, BatchError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -264,7 +277,12 @@ impl Ledger {
             timestamp,
             events,
             |event| event.flags.contains(TransferFlags::LINKED),
-            Self::create_transfer,
+            |ledger, event, event_timestamp, in_chain| {
+                let index = usize::try_from(event_timestamp - timestamp).unwrap_or(usize::MAX);
+                ledger.create_transfer(event, event_timestamp, in_chain, &|event| {
+                    gate(index, event)
+                })
+            },
             Self::burn_if_transient,
             CreateTransferResult::LinkedEventFailed,
             CreateTransferResult::LinkedEventChainOpen,
@@ -479,6 +497,7 @@ impl Ledger {
         event: &Transfer,
         timestamp: u64,
         in_chain: bool,
+        gate: &dyn Fn(&Transfer) -> Option<CreateTransferResult>,
     ) -> Result<(), CreateTransferResult> {
         use CreateTransferResult as R;
         use TransferFlags as F;
@@ -500,6 +519,9 @@ impl Ledger {
             }
             Some(TransferSlot::Failed) => return Err(R::IdAlreadyFailed),
             None => {}
+        }
+        if let Some(refusal) = gate(event) {
+            return Err(refusal);
         }
         if event
             .flags

@@ -139,6 +139,10 @@ result_codes! {
         CreditAccountAlreadyClosed = 66, "credit_account_already_closed", "The credit account is closed.";
         ExistsWithDifferentLedger = 67, "exists_with_different_ledger", "A transfer with this id already exists on a different ledger.";
         IdAlreadyFailed = 68, "id_already_failed", "An earlier transfer with this id failed on a condition that could change; use a new id to try again.";
+        DeclinedByRisk = 69, "declined_by_risk", "The bank's fraud checks declined this transfer; nothing was moved.";
+        DebitAccountFrozen = 70, "debit_account_frozen", "The debit account is frozen for a fraud review and cannot send money.";
+        PendingTransferHeldForReview = 71, "pending_transfer_held_for_review", "The pending transfer is held for a fraud review; only an analyst's decision posts or voids it.";
+        RiskCheckUnavailable = 72, "risk_check_unavailable", "The fraud checks could not run and this branch refuses transfers without them; retry later.";
     }
 }
 

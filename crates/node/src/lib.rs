@@ -13,13 +13,19 @@ mod log_store;
 mod network;
 mod node;
 pub mod pipeline;
+pub mod risk_state;
+pub mod screening;
 mod state_machine;
 pub mod types;
 
-pub use command::{Command, Request, RequestOutcome};
+pub use command::{Command, Decision, Request, RequestOutcome, RiskAction, ScreenedTransfers};
 pub use log_store::{LogStore, LogStoreError, LogTypeConfig};
 pub use node::{ClusterView, Member, MembershipError, Node, NodeConfig, NodeError, ReadError};
 pub use pipeline::SubmitError;
+pub use risk_state::{
+    FrozenAccount, HeldTransfer, RiskEvent, RiskEventKind, RiskRefusal, RiskState,
+};
+pub use screening::{FailurePolicy, Screening, ScreeningCounters};
 pub use state_machine::StateMachineError;
 pub use types::TypeConfig;
 

@@ -14,7 +14,9 @@ use crate::command::{Request, RequestOutcome};
 use crate::group;
 use crate::log_store::{LogStore, LogStoreError};
 use crate::network::SingleMemberNetwork;
-use crate::pipeline::{Pipeline, SubmitError};
+use crate::pipeline::{BatchScreening, Pipeline, SubmitError};
+use crate::risk_state::RiskState;
+use crate::screening::{Screening, ScreeningCounters};
 use crate::state_machine::{Shared, StateMachine, StateMachineError};
 use crate::types::{Raft, TypeConfig};
 
@@ -47,6 +49,8 @@ pub struct NodeConfig {
     /// Accounts and transfers the ledger makes room for at start (memory is reserved,
     /// not touched): growing a large index later rehashes it at once, a latency spike.
     pub ledger_capacity: (usize, usize),
+    /// Screen new transfers before they are proposed (none: every transfer approved).
+    pub screening: Option<Screening>,
 }
 
 impl NodeConfig {
@@ -62,6 +66,7 @@ impl NodeConfig {
             snapshot_every_entries: 1_000,
             sweep_interval: Duration::from_millis(100),
             ledger_capacity: (100_000, 1_000_000),
+            screening: None,
         }
     }
 }
@@ -150,6 +155,8 @@ impl ReadError {
 pub struct Node {
     raft: Raft,
     shared: Arc<Shared>,
+    counters: Arc<ScreeningCounters>,
+    screening: Option<Screening>,
     pipeline: Pipeline,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -206,6 +213,17 @@ impl Node {
         let state_machine =
             StateMachine::open(&config.data_dir.join("snapshots"), config.ledger_capacity)?;
         let shared = state_machine.shared();
+        // Set before Raft starts, so that entries replayed from the log warm the
+        // screen's features too.
+        if let Some(screening) = &config.screening {
+            shared
+                .observe_commits(Arc::clone(&screening.screener))
+                .map_err(|e| NodeError::DataDir {
+                    path: config.data_dir.display().to_string(),
+                    reason: format!("cannot start the screen's feature thread: {e}"),
+                })?;
+        }
+        let counters = Arc::new(ScreeningCounters::default());
 
         let start = group::RaftStart {
             cluster_name: "corebank-branch",
@@ -228,8 +246,16 @@ impl Node {
             .ledger
             .read()
             .map_or(0, |ledger| ledger.last_timestamp());
-        let (pipeline, batcher) =
-            Pipeline::spawn(raft.clone(), last_timestamp, config.queue_requests_max);
+        let (pipeline, batcher) = Pipeline::spawn(
+            raft.clone(),
+            last_timestamp,
+            config.queue_requests_max,
+            config.screening.clone().map(|screening| BatchScreening {
+                screening,
+                shared: Arc::clone(&shared),
+                counters: Arc::clone(&counters),
+            }),
+        );
         let sweeper = tokio::spawn(run_sweeper(
             Arc::clone(&shared),
             pipeline.clone(),
@@ -238,6 +264,8 @@ impl Node {
         Ok(Self {
             raft,
             shared,
+            counters,
+            screening: config.screening.clone(),
             pipeline,
             tasks: vec![batcher, sweeper],
         })
@@ -263,6 +291,48 @@ impl Node {
                 other => ReadError::Unavailable(other.to_string()),
             })?;
         self.read_local(read)
+    }
+
+    /// Reads the ledger and the risk state after confirming leadership.
+    pub async fn read_risk<T>(
+        &self,
+        read: impl FnOnce(&Ledger, &RiskState) -> T,
+    ) -> Result<T, ReadError> {
+        self.read(|_| ()).await?;
+        self.read_risk_local(read)
+    }
+
+    /// Reads this replica's ledger and risk state as they stand.
+    pub fn read_risk_local<T>(
+        &self,
+        read: impl FnOnce(&Ledger, &RiskState) -> T,
+    ) -> Result<T, ReadError> {
+        let ledger = self
+            .shared
+            .ledger
+            .read()
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        let risk = self
+            .shared
+            .risk
+            .read()
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        Ok(read(&ledger, &risk))
+    }
+
+    /// The screening set-up, when the branch screens.
+    pub fn screening(&self) -> Option<&Screening> {
+        self.screening.as_ref()
+    }
+
+    /// What this replica's screening has done since it started.
+    pub fn screening_counters(&self) -> &ScreeningCounters {
+        &self.counters
+    }
+
+    /// Committed batches the screen's feature thread missed (it fell behind).
+    pub fn screening_feature_batches_dropped(&self) -> u64 {
+        self.shared.observer_dropped()
     }
 
     /// Reads this replica's ledger as it stands (possibly stale on a follower).
@@ -357,8 +427,23 @@ impl Node {
             .ledger
             .read()
             .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        let risk = self
+            .shared
+            .risk
+            .read()
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
         // Read under the ledger lock: apply records the index before releasing it.
-        Ok((self.applied_index(), ledger.digest()))
+        // The risk state joins the digest once it holds anything, so that digests of
+        // branches that never screened stay those of their ledgers.
+        let digest = if *risk == RiskState::default() {
+            ledger.digest()
+        } else {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&ledger.digest());
+            hasher.update(&risk.digest());
+            *hasher.finalize().as_bytes()
+        };
+        Ok((self.applied_index(), digest))
     }
 
     pub fn raft(&self) -> &Raft {

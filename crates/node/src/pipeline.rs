@@ -14,7 +14,40 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::command::{Command, Request, RequestOutcome};
+use crate::screening::{Screening, ScreeningCounters, screen_requests};
+use crate::state_machine::Shared;
 use crate::types::Raft;
+
+/// What the batcher needs to screen: the screener, the ledger to read accounts from,
+/// and counters to report.
+#[derive(Clone, Debug)]
+pub struct BatchScreening {
+    pub screening: Screening,
+    pub shared: Arc<Shared>,
+    pub counters: Arc<ScreeningCounters>,
+}
+
+impl BatchScreening {
+    /// Screens `requests`, whose first event is to get about `timestamp`. Runs on the
+    /// batcher's task; the ledger is read under its lock while candidates are built.
+    fn screen(&self, timestamp: u64, requests: &mut [Request]) {
+        if !requests.iter().any(|r| matches!(r, Request::Screened(_))) {
+            return;
+        }
+        let Ok(ledger) = self.shared.ledger.read() else {
+            return;
+        };
+        tokio::task::block_in_place(|| {
+            screen_requests(
+                &self.screening,
+                &self.counters,
+                &ledger,
+                timestamp,
+                requests,
+            );
+        });
+    }
+}
 
 /// Requests an entry may hold, beside the 8,190-event bound.
 pub const ENTRY_REQUESTS_MAX: usize = 1_024;
@@ -99,8 +132,14 @@ impl std::fmt::Debug for Work {
 }
 
 impl Pipeline {
-    /// Starts the batcher. `last_timestamp` is the ledger's clock at start.
-    pub fn spawn(raft: Raft, last_timestamp: u64, capacity: usize) -> (Self, JoinHandle<()>) {
+    /// Starts the batcher. `last_timestamp` is the ledger's clock at start; with
+    /// `screening`, new transfers are screened before each entry is proposed.
+    pub fn spawn(
+        raft: Raft,
+        last_timestamp: u64,
+        capacity: usize,
+        screening: Option<BatchScreening>,
+    ) -> (Self, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
         let batcher = tokio::spawn(run_batcher(
             raft,
@@ -108,6 +147,7 @@ impl Pipeline {
             Clock {
                 last: last_timestamp,
             },
+            screening,
         ));
         (Self { queue, capacity }, batcher)
     }
@@ -154,16 +194,27 @@ struct Clock {
 impl Clock {
     /// The first timestamp for `events` events (which take the following ones).
     fn reserve(&mut self, events: usize) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(TIMESTAMP_MAX));
-        let first = now.max(self.last + 1);
+        let first = self.peek();
         self.last = first + (events.max(1) as u64) - 1;
         first
     }
+
+    /// The timestamp the next reservation would start at, were it made now (at
+    /// least; the wall clock moves on).
+    fn peek(&self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(TIMESTAMP_MAX));
+        now.max(self.last + 1)
+    }
 }
 
-async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<Work>, mut clock: Clock) {
+async fn run_batcher(
+    raft: Raft,
+    mut queue: mpsc::Receiver<Work>,
+    mut clock: Clock,
+    screening: Option<BatchScreening>,
+) {
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_ENTRIES_MAX));
     let mut carried: Option<Work> = None;
     loop {
@@ -174,9 +225,6 @@ async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<Work>, mut clock: Clo
                 None => break,
             },
         };
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
-            break;
-        };
         // A follower refuses at once, before proposing anything: then the caller
         // knows that nothing was applied, and where the leader is.
         if let Some(refusal) = not_leader(&raft) {
@@ -184,11 +232,13 @@ async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<Work>, mut clock: Clo
             for work in drained {
                 work.refuse(refusal.clone());
             }
-            drop(permit);
             continue;
         }
         match first {
             Work::Expire(reply) => {
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    break;
+                };
                 let command = Command::Expire {
                     timestamp: clock.reserve(1),
                 };
@@ -211,28 +261,38 @@ async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<Work>, mut clock: Clo
                 }
             }
             Work::Request(request, reply) => {
-                let mut events = request.events();
-                let mut requests = vec![request];
-                let mut replies = vec![reply];
-                while requests.len() < ENTRY_REQUESTS_MAX {
-                    match queue.try_recv() {
-                        Ok(Work::Request(request, reply))
-                            if events + request.events() <= BATCH_EVENTS_MAX =>
-                        {
-                            events += request.events();
-                            requests.push(request);
-                            replies.push(reply);
-                        }
-                        Ok(other) => {
-                            carried = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
+                let mut batch = Batch {
+                    events: request.events(),
+                    requests: vec![request],
+                    replies: vec![reply],
+                };
+                batch.gather(&mut queue, &mut carried);
+                // Screening runs while the previous entry commits; what arrives while
+                // this batch waits for its turn joins it and is screened then.
+                let timestamp = clock.peek();
+                if let Some(screening) = &screening {
+                    screening.screen(timestamp, &mut batch.requests);
                 }
-                debug_assert!(carried.as_ref().is_none_or(|w| w.events() + events
-                    > BATCH_EVENTS_MAX
-                    || matches!(w, Work::Expire(_))));
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    break;
+                };
+                let screened = batch.requests.len();
+                batch.gather(&mut queue, &mut carried);
+                if let Some(screening) = &screening
+                    && batch.requests.len() > screened
+                {
+                    let events_before: usize =
+                        batch.requests[..screened].iter().map(Request::events).sum();
+                    screening.screen(
+                        timestamp + events_before as u64,
+                        &mut batch.requests[screened..],
+                    );
+                }
+                let Batch {
+                    events,
+                    requests,
+                    replies,
+                } = batch;
                 let command = Command::Apply {
                     timestamp: clock.reserve(events),
                     requests,
@@ -273,6 +333,42 @@ async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<Work>, mut clock: Clo
                 }
             }
         }
+    }
+}
+
+/// The requests of the next log entry and where their outcomes go.
+struct Batch {
+    events: usize,
+    requests: Vec<Request>,
+    replies: Vec<oneshot::Sender<Result<RequestOutcome, SubmitError>>>,
+}
+
+impl Batch {
+    /// Takes queued requests while they fit; the first that does not (or an expiry)
+    /// is carried to the next entry.
+    fn gather(&mut self, queue: &mut mpsc::Receiver<Work>, carried: &mut Option<Work>) {
+        if carried.is_some() {
+            return;
+        }
+        while self.requests.len() < ENTRY_REQUESTS_MAX {
+            match queue.try_recv() {
+                Ok(Work::Request(request, reply))
+                    if self.events + request.events() <= BATCH_EVENTS_MAX =>
+                {
+                    self.events += request.events();
+                    self.requests.push(request);
+                    self.replies.push(reply);
+                }
+                Ok(other) => {
+                    *carried = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        debug_assert!(carried.as_ref().is_none_or(
+            |w| w.events() + self.events > BATCH_EVENTS_MAX || matches!(w, Work::Expire(_))
+        ));
     }
 }
 

@@ -1,8 +1,10 @@
 //! The replicated state machine: the ledger core, what has been applied to it, and its
 //! snapshots on disk.
 //!
-//! A snapshot file is `CBSNAPSH` (8 bytes), the length of the encoded snapshot metadata
-//! (u32 LE), the metadata (bincode), then the ledger snapshot (docs/ledger.md). It is
+//! A snapshot file is `CBSNAPS2` (8 bytes), the length of the encoded snapshot metadata
+//! (u32 LE), the metadata (bincode), the length of the risk state (u64 LE), the risk
+//! state (bincode), then the ledger snapshot (docs/ledger.md). Files of the first
+//! version (`CBSNAPSH`, no risk state) are still read. It is
 //! written to a temporary file, synced, and renamed into place, so a crash leaves
 //! either the old snapshot or the new one, never half of one.
 
@@ -19,12 +21,17 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use tokio::sync::broadcast;
 
-use crate::command::{Command, CommandResponse, Request, RequestOutcome};
+use crate::command::{Command, CommandResponse, Request, RequestOutcome, ScreenedTransfers};
+use crate::risk_state::RiskState;
 use crate::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+use corebank_screening::{Candidate, Screener};
 
-const SNAPSHOT_MAGIC: &[u8; 8] = b"CBSNAPSH";
+/// Version 1 held the ledger only; version 2 adds the risk state after the metadata.
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"CBSNAPSH";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CBSNAPS2";
+const SNAPSHOT_RISK_BYTES_MAX: u64 = 1 << 32;
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 const SNAPSHOT_META_BYTES_MAX: u32 = 1 << 20;
 
@@ -47,6 +54,10 @@ pub enum StateMachineError {
 #[derive(Debug)]
 pub struct Shared {
     pub ledger: RwLock<Ledger>,
+    /// Locked after `ledger` whenever both are held.
+    pub risk: RwLock<RiskState>,
+    /// Told what committed, for the screen's features (on every replica).
+    observer: Mutex<Option<CommitObserver>>,
     applied: Mutex<Applied>,
     snapshot_dir: PathBuf,
     /// Every applied command's timestamp range end, for subscribers waiting on progress.
@@ -93,27 +104,29 @@ impl StateMachine {
         };
         std::fs::create_dir_all(snapshot_dir).map_err(io)?;
         let path = snapshot_dir.join(SNAPSHOT_FILE);
-        let (mut ledger, applied) = if path.exists() {
+        let (mut ledger, risk, applied) = if path.exists() {
             let damaged = |reason: String| StateMachineError::DamagedSnapshot {
                 path: path.display().to_string(),
                 reason,
             };
             let file = File::open(&path).map_err(|e| damaged(e.to_string()))?;
-            let (meta, ledger) = read_snapshot_file(file).map_err(damaged)?;
+            let (meta, risk, ledger) = read_snapshot_file(file).map_err(damaged)?;
             let applied = Applied {
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
                 snapshot: Some(meta),
                 snapshots_built: 0,
             };
-            (ledger, applied)
+            (ledger, risk, applied)
         } else {
-            (Ledger::new(), Applied::default())
+            (Ledger::new(), RiskState::default(), Applied::default())
         };
         ledger.reserve(capacity.0, capacity.1);
         let (committed, _) = broadcast::channel(1024);
         let shared = Shared {
             ledger: RwLock::new(ledger),
+            risk: RwLock::new(risk),
+            observer: Mutex::new(None),
             applied: Mutex::new(applied),
             snapshot_dir: snapshot_dir.to_path_buf(),
             committed,
@@ -143,9 +156,16 @@ impl Shared {
     }
 }
 
-/// Applies one command to the ledger. Deterministic: every replica computes the same
-/// outcome from the same state, including the refusal of a whole request.
-fn apply_command(ledger: &mut Ledger, command: Command) -> CommandResponse {
+/// Applies one command to the ledger and the risk state. Deterministic: every replica
+/// computes the same outcome from the same state, including the refusal of a whole
+/// request. `committed` (when given) collects the new transfers created, for the
+/// screen's features.
+fn apply_command(
+    ledger: &mut Ledger,
+    risk: &mut RiskState,
+    command: Command,
+    mut committed: Option<&mut Vec<Candidate>>,
+) -> CommandResponse {
     match command {
         Command::Apply {
             timestamp,
@@ -170,6 +190,28 @@ fn apply_command(ledger: &mut Ledger, command: Command) -> CommandResponse {
                                 timestamp: next,
                                 results,
                             }),
+                        Request::Screened(screened) => {
+                            risk.apply_screened(ledger, next, &screened).map(|outcome| {
+                                if let Some(committed) = committed.as_deref_mut() {
+                                    collect_created(
+                                        ledger,
+                                        next,
+                                        &screened,
+                                        &outcome.results,
+                                        committed,
+                                    );
+                                }
+                                RequestOutcome::Screened {
+                                    timestamp: next,
+                                    results: outcome.results,
+                                    decisions: outcome.decisions,
+                                }
+                            })
+                        }
+                        Request::Risk(action) => Ok(RequestOutcome::Risk {
+                            timestamp: next,
+                            outcome: risk.apply_action(ledger, next, &action),
+                        }),
                     };
                 outcomes.push(outcome.unwrap_or_else(RequestOutcome::Refused));
                 next = next.max(ledger.last_timestamp() + 1);
@@ -198,10 +240,104 @@ fn apply_command(ledger: &mut Ledger, command: Command) -> CommandResponse {
     }
 }
 
-fn write_snapshot_file(path: &Path, meta: &SnapshotMeta, ledger: &Ledger) -> std::io::Result<()> {
+/// The new transfers of `screened` that were created (failures are listed in
+/// `failures`, by index), as the screen sees them, with their ledger timestamps.
+fn collect_created(
+    ledger: &Ledger,
+    timestamp: u64,
+    screened: &ScreenedTransfers,
+    failures: &[corebank_ledger::CreateTransfersResult],
+    out: &mut Vec<Candidate>,
+) {
+    let mut failures = failures.iter().peekable();
+    for (index, event) in screened.events.iter().enumerate() {
+        if failures.next_if(|f| f.index as usize == index).is_some() {
+            continue;
+        }
+        if crate::screening::is_new_transfer(event) {
+            let at = timestamp + index as u64;
+            out.push(crate::screening::candidate(
+                ledger,
+                event,
+                at,
+                screened.context_of(index),
+            ));
+        }
+    }
+}
+
+/// Hands what committed to the screener on a thread of its own, so that applying never
+/// waits for feature updates. When the screener falls behind by more than the channel
+/// holds, batches are dropped and counted (features then miss them; decisions are
+/// never affected on other replicas, since they travel in the log).
+#[derive(Debug)]
+struct CommitObserver {
+    sender: std::sync::mpsc::SyncSender<Vec<Candidate>>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// Tells `screener` about every transfer created from now on.
+    pub fn observe_commits(&self, screener: Arc<dyn Screener>) -> std::io::Result<()> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Candidate>>(256);
+        std::thread::Builder::new()
+            .name("screen-features".into())
+            .spawn(move || {
+                while let Ok(batch) = receiver.recv() {
+                    screener.committed(&batch);
+                }
+            })?;
+        if let Ok(mut observer) = self.observer.lock() {
+            *observer = Some(CommitObserver {
+                sender,
+                dropped: std::sync::atomic::AtomicU64::new(0),
+            });
+        }
+        Ok(())
+    }
+
+    /// Committed batches the screener missed because it fell behind.
+    pub fn observer_dropped(&self) -> u64 {
+        self.observer
+            .lock()
+            .ok()
+            .and_then(|o| {
+                o.as_ref()
+                    .map(|o| o.dropped.load(std::sync::atomic::Ordering::Relaxed))
+            })
+            .unwrap_or(0)
+    }
+
+    fn observing(&self) -> bool {
+        self.observer.lock().is_ok_and(|o| o.is_some())
+    }
+
+    fn send_committed(&self, batch: Vec<Candidate>) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Ok(observer) = self.observer.lock()
+            && let Some(observer) = observer.as_ref()
+            && observer.sender.try_send(batch).is_err()
+        {
+            observer
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+fn write_snapshot_file(
+    path: &Path,
+    meta: &SnapshotMeta,
+    risk: &RiskState,
+    ledger: &Ledger,
+) -> std::io::Result<()> {
     let meta_bytes = bincode::serde::encode_to_vec(meta, bincode::config::standard())
         .map_err(std::io::Error::other)?;
     let meta_len = u32::try_from(meta_bytes.len()).map_err(std::io::Error::other)?;
+    let risk_bytes = bincode::serde::encode_to_vec(risk, bincode::config::standard())
+        .map_err(std::io::Error::other)?;
     let temporary = path.with_extension("tmp");
     {
         let file = File::create(&temporary)?;
@@ -209,6 +345,8 @@ fn write_snapshot_file(path: &Path, meta: &SnapshotMeta, ledger: &Ledger) -> std
         out.write_all(SNAPSHOT_MAGIC)?;
         out.write_all(&meta_len.to_le_bytes())?;
         out.write_all(&meta_bytes)?;
+        out.write_all(&(risk_bytes.len() as u64).to_le_bytes())?;
+        out.write_all(&risk_bytes)?;
         ledger.write_snapshot(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -220,13 +358,13 @@ fn write_snapshot_file(path: &Path, meta: &SnapshotMeta, ledger: &Ledger) -> std
     Ok(())
 }
 
-fn read_snapshot_file(file: File) -> Result<(SnapshotMeta, Ledger), String> {
+fn read_snapshot_file(file: File) -> Result<(SnapshotMeta, RiskState, Ledger), String> {
     let mut input = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0; 8];
     input
         .read_exact(&mut magic)
         .map_err(|e| format!("cannot read its header: {e}"))?;
-    if &magic != SNAPSHOT_MAGIC {
+    if &magic != SNAPSHOT_MAGIC && &magic != SNAPSHOT_MAGIC_V1 {
         return Err("not a corebank snapshot (bad magic bytes)".into());
     }
     let mut len = [0; 4];
@@ -244,8 +382,32 @@ fn read_snapshot_file(file: File) -> Result<(SnapshotMeta, Ledger), String> {
     let (meta, _): (SnapshotMeta, usize) =
         bincode::serde::decode_from_slice(&meta_bytes, bincode::config::standard())
             .map_err(|e| format!("damaged metadata: {e}"))?;
+    let risk = if &magic == SNAPSHOT_MAGIC {
+        let mut len = [0; 8];
+        input
+            .read_exact(&mut len)
+            .map_err(|e| format!("cannot read its risk state: {e}"))?;
+        let len = u64::from_le_bytes(len);
+        if len > SNAPSHOT_RISK_BYTES_MAX {
+            return Err(format!("its risk state claims {len} bytes"));
+        }
+        let mut bytes = Vec::new();
+        (&mut input)
+            .take(len)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read its risk state: {e}"))?;
+        if bytes.len() as u64 != len {
+            return Err("its risk state is truncated".into());
+        }
+        let (risk, _): (RiskState, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+                .map_err(|e| format!("damaged risk state: {e}"))?;
+        risk
+    } else {
+        RiskState::default()
+    };
     let ledger = Ledger::read_snapshot(input).map_err(|e| e.to_string())?;
-    Ok((meta, ledger))
+    Ok((meta, risk, ledger))
 }
 
 async fn open_snapshot_data(path: PathBuf) -> Result<Box<tokio::fs::File>, StorageError> {
@@ -265,6 +427,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 .ledger
                 .read()
                 .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
+            let risk = shared
+                .risk
+                .read()
+                .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
             let mut applied = shared
                 .applied
                 .lock()
@@ -274,8 +440,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 applied.membership.clone(),
                 applied.snapshots_built,
             );
-            write_snapshot_file(&shared.snapshot_dir.join(SNAPSHOT_FILE), &meta, &ledger)
-                .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;
+            write_snapshot_file(
+                &shared.snapshot_dir.join(SNAPSHOT_FILE),
+                &meta,
+                &risk,
+                &ledger,
+            )
+            .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;
             applied.snapshot = Some(meta.clone());
             applied.snapshots_built += 1;
             Ok(meta)
@@ -311,6 +482,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .ledger
                 .write()
                 .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+            let mut risk = shared
+                .risk
+                .write()
+                .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+            let mut committed = shared.observing().then(Vec::new);
             let mut responses = Vec::with_capacity(entries.len());
             let mut last = None;
             let mut membership = None;
@@ -318,7 +494,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 last = Some(entry.log_id);
                 responses.push(match entry.payload {
                     EntryPayload::Blank => CommandResponse::default(),
-                    EntryPayload::Normal(command) => apply_command(&mut ledger, command),
+                    EntryPayload::Normal(command) => {
+                        apply_command(&mut ledger, &mut risk, command, committed.as_mut())
+                    }
                     EntryPayload::Membership(config) => {
                         membership = Some(StoredMembership::new(Some(entry.log_id), config));
                         CommandResponse::default()
@@ -339,7 +517,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.membership = membership;
             }
             drop(applied);
+            drop(risk);
             drop(ledger);
+            if let Some(committed) = committed {
+                shared.send_committed(committed);
+            }
             // Nobody listening is fine.
             let _ = shared.committed.send(clock);
             Ok(responses)
@@ -376,15 +558,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
             file.seek(SeekFrom::Start(0))
                 .map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
-            let (_, ledger) =
+            let (_, risk, ledger) =
                 read_snapshot_file(file).map_err(|e| snapshot_error(ErrorVerb::Read, e))?;
             let path = shared.snapshot_dir.join(SNAPSHOT_FILE);
-            write_snapshot_file(&path, &meta, &ledger)
+            write_snapshot_file(&path, &meta, &risk, &ledger)
                 .map_err(|e| snapshot_error(ErrorVerb::Write, e))?;
-            *shared
+            let mut ledger_slot = shared
                 .ledger
                 .write()
-                .map_err(|e| sm_error(ErrorVerb::Write, e))? = ledger;
+                .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+            *ledger_slot = ledger;
+            *shared
+                .risk
+                .write()
+                .map_err(|e| sm_error(ErrorVerb::Write, e))? = risk;
+            drop(ledger_slot);
             let mut applied = shared
                 .applied
                 .lock()
