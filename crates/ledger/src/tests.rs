@@ -452,6 +452,11 @@ fn every_transfer_result_code_has_a_scenario_that_produces_it() {
         CreateTransferResult::LinkedEventFailed,
         CreateTransferResult::LinkedEventChainOpen,
         CreateTransferResult::PendingTransferExpired,
+        // Given by the gate of create_transfers_gated (the branch's risk decisions).
+        CreateTransferResult::DeclinedByRisk,
+        CreateTransferResult::DebitAccountFrozen,
+        CreateTransferResult::PendingTransferHeldForReview,
+        CreateTransferResult::RiskCheckUnavailable,
     ];
     let covered: BTreeSet<_> = scenarios
         .iter()
@@ -464,6 +469,47 @@ fn every_transfer_result_code_has_a_scenario_that_produces_it() {
         missing.is_empty(),
         "result codes without a test: {missing:?}"
     );
+}
+
+#[test]
+fn a_gate_refuses_new_ids_only_changes_nothing_and_burns_nothing() {
+    use CreateTransferResult as R;
+    for refusal in [
+        R::DeclinedByRisk,
+        R::DebitAccountFrozen,
+        R::PendingTransferHeldForReview,
+        R::RiskCheckUnavailable,
+    ] {
+        let mut ledger = bank();
+        assert_eq!(apply(&mut ledger, &[transfer(1, 1, 2, 10)]), vec![]);
+        let before = ledger.digest();
+        let timestamp = ledger.last_timestamp() + 1;
+        let mut first = transfer(2, 1, 2, 5);
+        first.flags = TransferFlags::LINKED;
+        let events = [transfer(1, 1, 2, 10), first, transfer(3, 1, 2, 7)];
+        let seen = std::cell::RefCell::new(Vec::new());
+        let results = ledger
+            .create_transfers_gated(timestamp, &events, &|index, event| {
+                seen.borrow_mut().push(index);
+                (event.id == 3).then_some(refusal)
+            })
+            .unwrap();
+        let results: Vec<_> = results.into_iter().map(|r| (r.index, r.result)).collect();
+        // The existing id answers `exists` without asking the gate; the refusal fails
+        // its chain; nothing moved.
+        assert_eq!(
+            results,
+            vec![(0, R::Exists), (1, R::LinkedEventFailed), (2, refusal)]
+        );
+        assert_eq!(*seen.borrow(), vec![1, 2]);
+        assert_eq!(ledger.transfer(3), None);
+        ledger.check_invariants().unwrap();
+        let mut again = bank();
+        apply(&mut again, &[transfer(1, 1, 2, 10)]);
+        assert_eq!(before, again.digest());
+        // The id was not burnt: without the gate it applies.
+        assert_eq!(apply(&mut ledger, &[transfer(3, 1, 2, 7)]), vec![]);
+    }
 }
 
 #[test]
