@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/corebank/v1/errors.proto",
     "proto/corebank/v1/cluster.proto",
     "proto/corebank/v1/registry.proto",
+    "proto/corebank/v1/risk.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -272,6 +272,14 @@ pub enum BankingError {
     HoldNotFound,
     #[error("the amount is larger than the hold")]
     ExceedsHold,
+    #[error("the bank's fraud checks declined this transfer from account {account}; nothing was moved")]
+    DeclinedByRisk { account: String },
+    #[error("account {account} is frozen for a fraud review and cannot send money")]
+    AccountFrozen { account: String },
+    #[error("the transfer is held for a fraud review; only an analyst's decision releases or rejects it")]
+    HeldForReview,
+    #[error("the fraud checks could not run and this branch refuses transfers without them; retry later with the same key")]
+    RiskCheckUnavailable,
     #[error("the ledger refused the operation: {0}")]
     Refused(&'static str),
 }
@@ -298,6 +306,10 @@ impl BankingError {
             Self::HoldAlreadyReleased => "hold_already_released",
             Self::HoldExpired => "hold_expired",
             Self::HoldNotFound => "hold_not_found",
+            Self::DeclinedByRisk { .. } => "declined_by_risk",
+            Self::AccountFrozen { .. } => "account_frozen",
+            Self::HeldForReview => "held_for_review",
+            Self::RiskCheckUnavailable => "risk_check_unavailable",
             Self::ExceedsHold => "exceeds_hold",
             Self::Refused(code) => code,
         }
@@ -692,6 +704,14 @@ pub fn interpret(
         R::PendingTransferAlreadyVoided => BankingError::HoldAlreadyReleased,
         R::PendingTransferExpired => BankingError::HoldExpired,
         R::ExceedsPendingTransferAmount => BankingError::ExceedsHold,
+        R::DeclinedByRisk => BankingError::DeclinedByRisk {
+            account: debit.into(),
+        },
+        R::DebitAccountFrozen => BankingError::AccountFrozen {
+            account: debit.into(),
+        },
+        R::PendingTransferHeldForReview => BankingError::HeldForReview,
+        R::RiskCheckUnavailable => BankingError::RiskCheckUnavailable,
         other => BankingError::Refused(other.as_str()),
     })
 }

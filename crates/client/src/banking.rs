@@ -68,6 +68,7 @@ impl Client {
             amount: amount.to_owned(),
             idempotency_key: idempotency_key.unwrap_or_default().to_owned(),
             reference: String::new(),
+            ..Default::default()
         })
         .await
     }
@@ -104,6 +105,7 @@ impl Client {
             amount: amount.to_owned(),
             idempotency_key: idempotency_key.unwrap_or_default().to_owned(),
             reference: String::new(),
+            ..Default::default()
         })
         .await
     }
@@ -144,6 +146,7 @@ impl Client {
             idempotency_key: idempotency_key.unwrap_or_default().to_owned(),
             reference: reference.to_owned(),
             fee: String::new(),
+            ..Default::default()
         })
         .await
     }

@@ -139,6 +139,14 @@ impl Client {
         ClusterClient::new(self.core.channel.clone())
     }
 
+    /// The generated Risk client (held transfers, reviews, freezes, the risk journal,
+    /// the screen's model) over this connection (API key included). No retries.
+    pub fn risk_stub(&self) -> corebank_proto::v1::risk_client::RiskClient<AuthChannel> {
+        corebank_proto::v1::risk_client::RiskClient::new(self.core.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
     }

@@ -54,6 +54,13 @@ pub struct NodeBenchArgs {
     /// Where the node's temporary data directory goes (default: the system's temp dir).
     #[arg(long)]
     pub data_parent: Option<std::path::PathBuf>,
+    /// The started node screens every transfer for fraud (on, as a branch does by
+    /// default) or not (off), to measure what screening costs.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub risk: String,
+    /// A model file for the started node's screen (`corebank risk train`).
+    #[arg(long, value_name = "FILE")]
+    pub risk_model: Option<std::path::PathBuf>,
 }
 
 struct ClientReport {
@@ -235,8 +242,10 @@ async fn run_async(args: NodeBenchArgs) -> anyhow::Result<ExitCode> {
                 Some(parent) => tempfile::tempdir_in(parent)?,
                 None => tempfile::tempdir()?,
             };
-            let config =
+            let mut config =
                 corebank_server::ServerConfig::insecure(1, dir.path(), "127.0.0.1:0".parse()?);
+            config.risk.enabled = args.risk == "on";
+            config.risk.model.clone_from(&args.risk_model);
             let server = corebank_server::start(config).await?;
             say(format!(
                 "started a node on {} with its data in {}",
@@ -289,6 +298,21 @@ async fn run_async(args: NodeBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let rate = transfers as f64 / seconds;
+    // What the started node's screen did (counted on the leader, set-up included).
+    let screening = own_node.as_ref().map(|server| {
+        let counters = server.node().screening_counters();
+        let screened = counters.screened.load(Ordering::Relaxed);
+        (
+            screened,
+            counters.held.load(Ordering::Relaxed),
+            counters.declined.load(Ordering::Relaxed),
+            counters
+                .screen_nanos
+                .load(Ordering::Relaxed)
+                .checked_div(screened)
+                .unwrap_or(0),
+        )
+    });
     let (p50, p99, p999, max) = (
         histogram.value_at_quantile(0.5),
         histogram.value_at_quantile(0.99),
@@ -309,6 +333,11 @@ async fn run_async(args: NodeBenchArgs) -> anyhow::Result<ExitCode> {
             "transfers_per_second": rate.round(),
             "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": max,
             "durable": true,
+            "risk": args.risk,
+            "screened": screening.map(|s| s.0),
+            "held": screening.map(|s| s.1),
+            "declined": screening.map(|s| s.2),
+            "mean_screen_ns_per_transfer": screening.map(|s| s.3),
         });
         println!("{report}");
     } else {
@@ -330,6 +359,12 @@ async fn run_async(args: NodeBenchArgs) -> anyhow::Result<ExitCode> {
             p999 as f64 / 1e3,
             max as f64 / 1e3
         );
+        if let Some((screened, held, declined, mean)) = screening {
+            println!(
+                "  screening    {} ({screened} screened, {held} held, {declined} declined, {mean} ns per transfer on average)",
+                args.risk
+            );
+        }
     }
     if let Some(server) = own_node {
         server.shutdown().await;

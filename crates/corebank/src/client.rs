@@ -9,6 +9,7 @@
 //! they do not fit in a JSON number that every reader handles exactly.
 
 mod format;
+mod risk;
 
 use std::collections::HashSet;
 use std::io::Write as _;
@@ -128,6 +129,23 @@ enum ClientCommand {
     /// Remove a replica from the branch (admin). To replace a dead replica: add the new
     /// one, then remove the dead one.
     RemoveReplica(RemoveReplicaArgs),
+    /// Transfers the fraud screen held for review, oldest first.
+    Held(risk::HeldArgs),
+    /// Release (post) or reject (void) a held transfer (admin).
+    Review(risk::ReviewArgs),
+    /// Freeze an account: it can receive but not send money (admin).
+    Freeze(risk::FreezeArgs),
+    /// Unfreeze an account (admin).
+    Unfreeze(risk::FreezeArgs),
+    /// Frozen accounts.
+    Frozen,
+    /// The branch's risk journal (held, declined, frozen, released, rejected) from a
+    /// sequence number on.
+    RiskEvents(risk::EventsArgs),
+    /// The fraud screen's state: counters, thresholds, model and rules.
+    RiskStatus,
+    /// Put a new model file in service on the branch without a restart (admin).
+    LoadModel(risk::LoadModelArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,6 +218,8 @@ struct TransferArgs {
     /// A fee charged to FROM on top of the amount (all or nothing with the payment).
     #[arg(long, value_name = "AMOUNT", allow_negative_numbers = true)]
     fee: Option<String>,
+    #[command(flatten)]
+    context: risk::ContextArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -537,6 +557,7 @@ async fn execute(
                 amount: args.amount,
                 idempotency_key: key.clone(),
                 reference: args.reference.unwrap_or_default(),
+                context: None,
             };
             match client.deposit_with(request).await {
                 Ok(receipt) => Ok(transfer_receipt(&receipt, &key)),
@@ -550,6 +571,7 @@ async fn execute(
                 amount: args.amount,
                 idempotency_key: key.clone(),
                 reference: args.reference.unwrap_or_default(),
+                context: None,
             };
             match client.withdraw_with(request).await {
                 Ok(receipt) => Ok(transfer_receipt(&receipt, &key)),
@@ -565,6 +587,7 @@ async fn execute(
                 idempotency_key: key.clone(),
                 reference: args.reference.unwrap_or_default(),
                 fee: args.fee.unwrap_or_default(),
+                context: args.context.to_proto()?,
             };
             match client.transfer_with(request).await {
                 Ok(receipt) => Ok(transfer_receipt(&receipt, &key)),
@@ -620,6 +643,14 @@ async fn execute(
             .await?;
             Ok(cluster_output(&status))
         }
+        ClientCommand::Held(args) => risk::held(client, args).await,
+        ClientCommand::Review(args) => risk::review(client, args).await,
+        ClientCommand::Freeze(args) => risk::freeze(client, args, true).await,
+        ClientCommand::Unfreeze(args) => risk::freeze(client, args, false).await,
+        ClientCommand::Frozen => risk::frozen(client).await,
+        ClientCommand::RiskEvents(args) => risk::events(client, args).await,
+        ClientCommand::RiskStatus => risk::status(client).await,
+        ClientCommand::LoadModel(args) => risk::load_model(client, args).await,
         ClientCommand::RemoveReplica(args) => {
             let request = v1::RemoveReplicaRequest {
                 node_id: args.node_id,
@@ -870,6 +901,8 @@ fn transfer_receipt(receipt: &v1::TransferReceipt, key: &str) -> Output {
         "reference": non_empty(&receipt.reference),
         "replayed": receipt.replayed,
         "idempotency_key": key,
+        "held_for_review": receipt.held_for_review,
+        "risk": risk::assessment_json(receipt.risk.as_ref()),
     });
     let side = |account: &str| {
         if account.is_empty() {
@@ -891,6 +924,16 @@ fn transfer_receipt(receipt: &v1::TransferReceipt, key: &str) -> Output {
         rows.push(("reference", receipt.reference.clone()));
     }
     rows.push(("status", status.to_owned()));
+    if receipt.held_for_review {
+        rows.push((
+            "fraud review",
+            format!(
+                "held: the money is reserved until an analyst releases or rejects it (score {}; {})",
+                receipt.risk.as_ref().map_or(0, |r| r.score),
+                risk::reasons_text(receipt.risk.as_ref())
+            ),
+        ));
+    }
     rows.push(("time", rfc3339(receipt.timestamp_ns)));
     rows.push((
         "replayed",

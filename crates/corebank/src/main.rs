@@ -1,6 +1,7 @@
 //! The `corebank` binary: wires the libraries into subcommands. Nothing testable lives
 //! here that could live in a library.
 
+mod agent;
 mod bench;
 mod bench_node;
 mod certs;
@@ -50,6 +51,9 @@ enum Command {
     /// Fraud models: split labelled data, train, evaluate.
     #[command(subcommand)]
     Risk(risk::RiskCommand),
+    /// Run the risk agent: follow every branch's events, raise alerts, retrain and
+    /// promote fraud models.
+    Agent(agent::AgentArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Command::Client(args) => client::run(args),
         Command::Reconcile(args) => reconcile::run(args),
         Command::Risk(command) => risk::run(command),
+        Command::Agent(args) => agent::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -24,7 +24,9 @@ use crate::serve;
     listen, admin, tls_cert, tls_key, tls_ca, insecure, api_keys, queue_requests_max,\n\
     snapshot_every_entries, node_id, members (list of \"ID=HOST:PORT\"), join, advertise,\n\
     log_entries_kept_after_snapshot, routes (list of \"BRANCH=HOST:PORT\"), registry (list of\n\
-    \"HOST:PORT\"). Logs are JSON lines on stderr (RUST_LOG sets the level).")]
+    \"HOST:PORT\"), and a [risk] table (enabled, rules, model, require_model, failure_policy,\n\
+    hold_threshold, decline_threshold, freeze_after, daily_review_budget). Logs are JSON lines\n\
+    on stderr (RUST_LOG sets the level).")]
 pub struct NodeArgs {
     /// A TOML configuration file.
     #[arg(long)]
@@ -92,6 +94,75 @@ pub struct NodeArgs {
     /// partition, both directions), SIGUSR2 heals it.
     #[arg(long)]
     pub fault_injection: bool,
+    #[command(flatten)]
+    pub risk: RiskArgs,
+}
+
+/// The fraud screen of new customer transfers (docs/risk.md).
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Fraud screening")]
+pub struct RiskArgs {
+    /// Screen new customer transfers: on (the default) or off.
+    #[arg(long = "risk", value_name = "on|off", value_parser = ["on", "off"])]
+    pub risk: Option<String>,
+    /// A rules file (TOML; docs/risk.md); reloaded when it changes [default: the
+    /// built-in rules].
+    #[arg(long, value_name = "FILE")]
+    pub risk_rules: Option<PathBuf>,
+    /// A model file from `corebank risk train` [default: none: rules and anomaly only].
+    #[arg(long, value_name = "FILE")]
+    pub risk_model: Option<PathBuf>,
+    /// Without a usable model the screen fails and --risk-failure-policy decides.
+    #[arg(long)]
+    pub risk_require_model: bool,
+    /// When the screen fails: open (approve) or closed (refuse with
+    /// risk_check_unavailable) [default: open].
+    #[arg(long, value_name = "open|closed", value_parser = ["open", "closed"])]
+    pub risk_failure_policy: Option<String>,
+    /// Hold for review at or above this score, 0 to 1000 [default: 600].
+    #[arg(long, value_name = "SCORE")]
+    pub risk_hold_threshold: Option<u16>,
+    /// Decline at or above this score, 0 to 1000 [default: 900].
+    #[arg(long, value_name = "SCORE")]
+    pub risk_decline_threshold: Option<u16>,
+    /// Freeze an account after this many high-risk transfers within a day; 0 never
+    /// [default: 3].
+    #[arg(long, value_name = "N")]
+    pub risk_freeze_after: Option<u32>,
+    /// Adapt the hold threshold to hold about N transfers a day for review.
+    #[arg(long, value_name = "N")]
+    pub risk_daily_review_budget: Option<u32>,
+}
+
+impl RiskArgs {
+    /// Applies the flags over `config`.
+    pub fn apply(&self, config: &mut corebank_server::RiskConfig) {
+        if let Some(risk) = &self.risk {
+            config.enabled = risk == "on";
+        }
+        if let Some(rules) = &self.risk_rules {
+            config.rules = Some(rules.clone());
+        }
+        if let Some(model) = &self.risk_model {
+            config.model = Some(model.clone());
+        }
+        config.require_model |= self.risk_require_model;
+        if let Some(policy) = &self.risk_failure_policy {
+            config.failure_policy.clone_from(policy);
+        }
+        if let Some(threshold) = self.risk_hold_threshold {
+            config.hold_threshold = threshold;
+        }
+        if let Some(threshold) = self.risk_decline_threshold {
+            config.decline_threshold = threshold;
+        }
+        if let Some(n) = self.risk_freeze_after {
+            config.freeze_after = n;
+        }
+        if let Some(n) = self.risk_daily_review_budget {
+            config.daily_review_budget = Some(n);
+        }
+    }
 }
 
 fn parse_branch(text: &str) -> anyhow::Result<u16> {
@@ -161,6 +232,7 @@ fn config(args: &NodeArgs) -> anyhow::Result<ServerConfig> {
         config.log_entries_kept_after_snapshot = kept;
     }
     config.advertise = args.advertise.clone().or(config.advertise);
+    args.risk.apply(&mut config.risk);
     // Peers that take API keys: the key this replica presents (never from a file or a flag,
     // so that it shows neither in `ps` nor in a configuration committed somewhere).
     if let Ok(key) = std::env::var("COREBANK_PEER_API_KEY")

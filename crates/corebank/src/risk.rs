@@ -1,22 +1,51 @@
-//! `corebank risk`: split a labelled CSV, train the gradient-boosted model, evaluate it.
+//! `corebank risk`: split a labelled CSV, train a model (supervised gradient-boosted
+//! trees or the unsupervised anomaly model), evaluate it, show a model file's header.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use corebank_risk::{Dataset, Model, Params, evaluate, split_stratified};
+use corebank_risk::{
+    AnomalyModel, AnomalyParams, Dataset, Model, Params, RiskModel, Scorer, TrainParams, evaluate,
+    split_stratified,
+};
 
 /// The `risk` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum RiskCommand {
-    /// Train the supervised model (gradient-boosted trees) on a labelled CSV.
+    /// Train a model on a labelled CSV: supervised (gradient-boosted trees, the
+    /// default) or unsupervised (anomaly model; never reads the label).
     Train(TrainArgs),
     /// Score a labelled CSV with a model and print AUPRC, ROC-AUC, recall at 1% and
     /// 0.1% false-positive rate, precision at 80% recall and the confusion matrix.
     Eval(EvalArgs),
     /// Split a labelled CSV into train and test files, stratified by the label.
     Split(SplitArgs),
+    /// Print a model file's header: kind, format version, features, parameters and
+    /// training figures.
+    Info(InfoArgs),
+}
+
+/// The kind of model `risk train` builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    /// Gradient-boosted trees trained on the labels.
+    Supervised,
+    /// Anomaly model (robust Mahalanobis distance + histogram outlier score); the
+    /// label column is only excluded from the features, never read.
+    Unsupervised,
+}
+
+/// Arguments of `risk info`.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// The model file.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `risk train`.
@@ -37,18 +66,56 @@ pub struct TrainArgs {
     /// Columns to leave out (ids), separated by commas.
     #[arg(long, value_name = "COL,...", value_delimiter = ',')]
     pub ignore: Vec<String>,
-    /// Seed (training is deterministic; kept for reproducible runs).
+    /// Which model to train.
+    #[arg(long, value_enum, default_value = "supervised")]
+    pub model_kind: KindArg,
+    /// Seed of the sampling (training is deterministic: the same data, settings and
+    /// seed give the same model; only the recorded training time differs).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Boosting rounds.
-    #[arg(long, default_value_t = 200)]
-    pub trees: usize,
-    /// Maximum depth of a tree.
-    #[arg(long, default_value_t = 6)]
-    pub max_depth: usize,
-    /// Learning rate.
-    #[arg(long, default_value = "0.1")]
-    pub learning_rate: String,
+    /// Supervised: boosting rounds per booster [default: 200].
+    #[arg(long)]
+    pub trees: Option<usize>,
+    /// Supervised: maximum depth of a tree [default: 6].
+    #[arg(long)]
+    pub max_depth: Option<usize>,
+    /// Supervised: learning rate [default: 0.1].
+    #[arg(long)]
+    pub learning_rate: Option<String>,
+    /// Supervised: bins per feature, at most 255 [default: 255].
+    #[arg(long)]
+    pub max_bins: Option<usize>,
+    /// Supervised: L2 regularisation of leaf values [default: 3].
+    #[arg(long)]
+    pub lambda: Option<String>,
+    /// Supervised: minimum hessian sum in a child [default: 1].
+    #[arg(long)]
+    pub min_child_weight: Option<String>,
+    /// Supervised: fraction of rows sampled per tree [default: 1].
+    #[arg(long)]
+    pub subsample: Option<String>,
+    /// Supervised: fraction of features sampled per tree [default: 1].
+    #[arg(long)]
+    pub colsample: Option<String>,
+    /// Supervised: weight of positive rows [default: 1].
+    #[arg(long)]
+    pub scale_pos_weight: Option<String>,
+    /// Supervised: differently seeded boosters averaged [default: 1].
+    #[arg(long)]
+    pub ensemble: Option<usize>,
+    /// Supervised: bound on a leaf's step in log-odds, 0 = none [default: 0].
+    #[arg(long)]
+    pub max_delta_step: Option<String>,
+    /// Unsupervised: share of rows nearest the centre that estimate the covariance
+    /// [default: 0.98].
+    #[arg(long)]
+    pub core_fraction: Option<String>,
+    /// Unsupervised: bins per feature of the histogram outlier score [default: 20].
+    #[arg(long)]
+    pub hbos_bins: Option<usize>,
+    /// Print one JSON object describing the trained model (no progress bar).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `risk eval`.
@@ -103,6 +170,7 @@ pub fn run(command: RiskCommand) -> anyhow::Result<ExitCode> {
         RiskCommand::Train(a) => train(a),
         RiskCommand::Eval(a) => eval(a),
         RiskCommand::Split(a) => split(a),
+        RiskCommand::Info(a) => info(a),
     }
 }
 
@@ -113,53 +181,191 @@ fn number(text: &str, what: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("{what}: {text:?} is not a number"))
 }
 
+fn opt_number(text: Option<&String>, what: &str, default: f64) -> anyhow::Result<f64> {
+    text.map_or(Ok(default), |t| number(t, what))
+}
+
+fn progress_bar(hidden: bool) -> indicatif::ProgressBar {
+    if hidden {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} (eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let data = Dataset::read(&a.data, &a.label, &a.ignore)?;
-    eprintln!(
-        "read {} rows x {} features in {:.1?}",
-        data.rows.len(),
-        data.columns.len(),
-        started.elapsed()
-    );
-    let params = Params {
-        trees: a.trees,
-        max_depth: a.max_depth,
-        learning_rate: number(&a.learning_rate, "--learning-rate")?,
-        ..Params::default()
+    let read_in = started.elapsed();
+    if !a.json {
+        eprintln!(
+            "read {} rows x {} features in {:.1?}",
+            data.rows.len(),
+            data.columns.len(),
+            read_in
+        );
+    }
+    let names: Vec<String> = data.columns.iter().map(|c| c.name.clone()).collect();
+    let bar = progress_bar(a.json);
+    let tick = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
     };
-    let names = data.columns.iter().map(|c| c.name.clone()).collect();
-    let mut model = Model::train(names, &data.rows, &data.labels, &params, |done, total| {
-        if done % 10 == 0 || done == total {
-            eprint!("\rtraining: {done}/{total} trees");
+    let fit_started = Instant::now();
+    let mut model = match a.model_kind {
+        KindArg::Supervised => {
+            let d = Params::default();
+            let params = Params {
+                trees: a.trees.unwrap_or(d.trees),
+                max_depth: a.max_depth.unwrap_or(d.max_depth),
+                learning_rate: opt_number(
+                    a.learning_rate.as_ref(),
+                    "--learning-rate",
+                    d.learning_rate,
+                )?,
+                lambda: opt_number(a.lambda.as_ref(), "--lambda", d.lambda)?,
+                min_child_weight: opt_number(
+                    a.min_child_weight.as_ref(),
+                    "--min-child-weight",
+                    d.min_child_weight,
+                )?,
+                max_bins: a.max_bins.unwrap_or(d.max_bins),
+                subsample: opt_number(a.subsample.as_ref(), "--subsample", d.subsample)?,
+                colsample: opt_number(a.colsample.as_ref(), "--colsample", d.colsample)?,
+                scale_pos_weight: opt_number(
+                    a.scale_pos_weight.as_ref(),
+                    "--scale-pos-weight",
+                    d.scale_pos_weight,
+                )?,
+                ensemble: a.ensemble.unwrap_or(d.ensemble),
+                max_delta_step: opt_number(
+                    a.max_delta_step.as_ref(),
+                    "--max-delta-step",
+                    d.max_delta_step,
+                )?,
+                seed: a.seed,
+            };
+            anyhow::ensure!(
+                (2..=255).contains(&params.max_bins),
+                "--max-bins must be within 2..=255"
+            );
+            anyhow::ensure!(
+                params.subsample > 0.0 && params.subsample <= 1.0,
+                "--subsample must be within (0, 1]"
+            );
+            anyhow::ensure!(
+                params.colsample > 0.0 && params.colsample <= 1.0,
+                "--colsample must be within (0, 1]"
+            );
+            bar.set_message("training trees");
+            RiskModel::Supervised(Model::train(names, &data.rows, &data.labels, &params, tick))
         }
-    });
-    eprintln!();
-    model.categories = data.columns.iter().map(|c| c.categories.clone()).collect();
+        KindArg::Unsupervised => {
+            let d = AnomalyParams::default();
+            let params = AnomalyParams {
+                core_fraction: opt_number(
+                    a.core_fraction.as_ref(),
+                    "--core-fraction",
+                    d.core_fraction,
+                )?,
+                hbos_bins: a.hbos_bins.unwrap_or(d.hbos_bins),
+                seed: a.seed,
+                ..d
+            };
+            anyhow::ensure!(
+                params.core_fraction > 0.0 && params.core_fraction <= 1.0,
+                "--core-fraction must be within (0, 1]"
+            );
+            bar.set_message("fitting anomaly model");
+            // the trainer gets the features only: the label is never read
+            RiskModel::Unsupervised(AnomalyModel::train(names, &data.rows, &params, tick))
+        }
+    };
+    bar.finish_and_clear();
+    let seconds = fit_started.elapsed().as_secs_f64();
+    model.set_categories(data.columns.iter().map(|c| c.categories.clone()).collect());
+    {
+        let info = model.info_mut();
+        info.training_seconds = seconds;
+        // for the record only (the anomaly model never saw it)
+        info.positives = data.labels.iter().filter(|&&l| l).count() as u64;
+    }
     model.save(&a.out)?;
-    eprintln!(
-        "wrote {} (seed {}) in {:.1?}",
-        a.out.display(),
-        a.seed,
-        started.elapsed()
-    );
+    if a.json {
+        println!("{}", header_json(&model));
+    } else {
+        eprintln!(
+            "wrote {} ({} model, seed {}) in {:.1?} (training {seconds:.1}s)",
+            a.out.display(),
+            model.kind(),
+            a.seed,
+            started.elapsed()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn header_json(model: &RiskModel) -> serde_json::Value {
+    let h = model.header();
+    let params = match &h.params {
+        TrainParams::Supervised(p) => serde_json::json!({
+            "trees": p.trees, "max_depth": p.max_depth, "learning_rate": p.learning_rate,
+            "lambda": p.lambda, "min_child_weight": p.min_child_weight,
+            "max_bins": p.max_bins, "subsample": p.subsample, "colsample": p.colsample,
+            "scale_pos_weight": p.scale_pos_weight, "ensemble": p.ensemble,
+            "max_delta_step": p.max_delta_step, "seed": p.seed,
+        }),
+        TrainParams::Unsupervised(p) => serde_json::json!({
+            "core_fraction": p.core_fraction, "core_steps": p.core_steps, "ridge": p.ridge,
+            "hbos_bins": p.hbos_bins, "weight_distance": p.weight_distance,
+            "weight_hbos": p.weight_hbos, "max_rows": p.max_rows, "seed": p.seed,
+        }),
+    };
+    serde_json::json!({
+        "kind": h.kind.to_string(),
+        "format_version": corebank_risk::FORMAT_VERSION,
+        "features": h.features,
+        "categorical": h.categories.iter().map(Option::is_some).collect::<Vec<_>>(),
+        "params": params,
+        "training": {
+            "rows": h.training.rows,
+            "positives": h.training.positives,
+            "seed": h.training.seed,
+            "training_seconds": h.training.training_seconds,
+        },
+    })
+}
+
+fn info(a: InfoArgs) -> anyhow::Result<ExitCode> {
+    let model = RiskModel::load(&a.model)?;
+    let v = header_json(&model);
+    if a.json {
+        println!("{v}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let threshold = number(&a.threshold, "--threshold")?;
-    let model = Model::load(&a.model)?;
+    let model = RiskModel::load(&a.model)?;
     let data = Dataset::read(&a.data, &a.label, &a.ignore)?;
+    let (features, categories) = (model.features(), model.categories());
     // Each model feature: its column in this file and the recoding of categories.
-    let mut map = Vec::with_capacity(model.features.len());
-    for (k, name) in model.features.iter().enumerate() {
+    let mut map = Vec::with_capacity(features.len());
+    for (k, name) in features.iter().enumerate() {
         let j = data
             .columns
             .iter()
             .position(|c| &c.name == name)
             .with_context(|| format!("the model needs column {name:?}, not in the data"))?;
-        let recode: Option<Vec<f64>> = match (&data.columns[j].categories, model.categories.get(k))
-        {
+        let recode: Option<Vec<f64>> = match (&data.columns[j].categories, categories.get(k)) {
             (Some(here), Some(Some(trained))) => Some(
                 here.iter()
                     .map(|c| {
@@ -198,6 +404,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let per_row_ns = elapsed.as_nanos() / (scores.len().max(1) as u128);
     if a.json {
         let out = serde_json::json!({
+            "model_kind": model.kind().to_string(),
             "rows": scores.len(),
             "positives": m.positives,
             "negatives": m.negatives,
@@ -215,6 +422,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{out}");
     } else {
+        println!("model                     {}", model.kind());
         println!(
             "rows                      {} ({} positive)",
             scores.len(),

@@ -213,6 +213,18 @@ pub struct SimConfig {
     pub reporting_threshold: u128,
     /// Share of customers that are dormant (no normal activity), parts per million.
     pub dormant_ppm: u64,
+    /// No fraud before this day, so that victims have some history first; each
+    /// typology then starts on its own day, staggered over the period
+    /// ([`Simulator::first_day_of`]).
+    pub first_fraud_day: u32,
+    /// Chance per customer and day of a new device (a new phone), parts per million.
+    pub new_device_ppm: u64,
+    /// Chance per customer and day of leaving on a trip far from home, ppm.
+    pub travel_ppm: u64,
+    /// Share of card and person-to-person payments made at night, ppm.
+    pub night_ppm: u64,
+    /// Share of person-to-person payments to someone new rather than a contact, ppm.
+    pub new_payee_ppm: u64,
 }
 
 impl Default for SimConfig {
@@ -227,6 +239,11 @@ impl Default for SimConfig {
             typology_weights: [1; 7],
             reporting_threshold: 1_000_000,
             dormant_ppm: 50_000,
+            first_fraud_day: 3,
+            new_device_ppm: 3_000,
+            travel_ppm: 4_000,
+            night_ppm: 20_000,
+            new_payee_ppm: 150_000,
         }
     }
 }
@@ -296,6 +313,42 @@ struct Draft {
     typology: Typology,
 }
 
+impl Draft {
+    fn channel(mut self, channel: Channel) -> Self {
+        self.channel = channel;
+        self
+    }
+
+    fn device(mut self, device: u64) -> Self {
+        self.device = device;
+        self
+    }
+
+    fn at(mut self, (lat, lon): (i64, i64)) -> Self {
+        self.lat = lat;
+        self.lon = lon;
+        self
+    }
+
+    fn mcc(mut self, mcc: u16) -> Self {
+        self.mcc = mcc;
+        self
+    }
+
+    fn typology(mut self, typology: Typology) -> Self {
+        self.typology = typology;
+        self
+    }
+}
+
+/// A customer's trip away from home.
+#[derive(Debug, Clone, Copy)]
+struct Trip {
+    until_day: u32,
+    lat: i64,
+    lon: i64,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Party {
     Customer(usize),
@@ -315,7 +368,9 @@ pub struct Simulator {
     seq: u64,
     normal_events: u64,
     fraud_events: u64,
-    typology_cursor: u64,
+    fraud_era_normal: u64,
+    started: Vec<Typology>,
+    trips: Vec<Option<Trip>>,
     new_devices: u64,
 }
 
@@ -373,7 +428,9 @@ impl Simulator {
             seq: 0,
             normal_events: 0,
             fraud_events: 0,
-            typology_cursor: 0,
+            fraud_era_normal: 0,
+            started: Vec::new(),
+            trips: vec![None; count],
             new_devices: 0,
             config,
         }
@@ -403,19 +460,15 @@ impl Simulator {
         Party::External(EXTERNAL_BASE + u128::from(self.rng.below(1_000_000)))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Starts a draft (a builder): normal traffic, online, no device, no place, no
+    /// merchant category until set.
     fn draft(
         &mut self,
         timestamp: u64,
+        kind: EventKind,
         debit: Party,
         credit: Party,
-        kind: EventKind,
-        channel: Channel,
-        device: u64,
-        loc: (i64, i64),
-        mcc: u16,
         amount: u128,
-        typology: Typology,
     ) -> Draft {
         self.seq += 1;
         Draft {
@@ -424,113 +477,171 @@ impl Simulator {
             debit,
             credit,
             kind,
-            channel,
-            device,
-            lat: loc.0,
-            lon: loc.1,
-            mcc,
+            channel: Channel::Online,
+            device: 0,
+            lat: 0,
+            lon: 0,
+            mcc: 0,
             amount,
-            typology,
+            typology: Typology::None,
+        }
+    }
+
+    /// Where a customer is today (home, or the place of a trip).
+    fn whereabouts(&self, c: usize) -> Option<(i64, i64)> {
+        let cust = self.customers.get(c)?;
+        match self.trips.get(c).copied().flatten() {
+            Some(trip) if self.day < trip.until_day => Some((trip.lat, trip.lon)),
+            _ => Some((cust.lat, cust.lon)),
+        }
+    }
+
+    /// Normal life events that make normal traffic less uniform: a new phone, a trip.
+    fn life_events(&mut self, c: usize) {
+        if self.rng.chance_ppm(self.config.new_device_ppm) {
+            let dev = self.fresh_device();
+            if let Some(cust) = self.customers.get_mut(c) {
+                cust.devices.insert(0, dev);
+                cust.devices.truncate(3);
+            }
+        }
+        let travelling = self
+            .trips
+            .get(c)
+            .copied()
+            .flatten()
+            .is_some_and(|t| self.day < t.until_day);
+        if !travelling && self.rng.chance_ppm(self.config.travel_ppm) {
+            let Some(cust) = self.customers.get(c) else {
+                return;
+            };
+            let (lat, lon) = (cust.lat, cust.lon);
+            // Somewhere 300 to 3,000 km away for 2 to 8 days.
+            let dlat = self.rng.offset(15_000_000);
+            let dlon = self.rng.offset(25_000_000);
+            let trip = Trip {
+                until_day: self.day + u32::try_from(self.rng.between(2, 8)).unwrap_or(2),
+                lat: (lat + dlat + dlat.signum() * 3_000_000).clamp(-80_000_000, 80_000_000),
+                lon: (lon + dlon + dlon.signum() * 3_000_000).clamp(-179_000_000, 179_000_000),
+            };
+            if let Some(slot) = self.trips.get_mut(c) {
+                *slot = Some(trip);
+            }
         }
     }
 
     fn normal_day(&mut self, start: u64, drafts: &mut Vec<Draft>) {
         let dom = self.day % 30;
+        let dormant_until = self.config.first_fraud_day.min(2);
         for c in 0..self.customers.len() {
+            let Some(cust) = self.customers.get(c) else {
+                continue;
+            };
+            // Dormant customers lived normally in the first days, then stopped.
+            if cust.dormant && self.day >= dormant_until {
+                continue;
+            }
+            self.life_events(c);
             let Some(cust) = self.customers.get(c).cloned() else {
                 continue;
             };
-            if cust.dormant {
-                continue;
-            }
             let home = (cust.lat, cust.lon);
+            let here = self.whereabouts(c).unwrap_or(home);
             let dev = cust.devices.first().copied().unwrap_or(0);
             let t = |rng: &mut Rng, lo: u64, hi: u64| start + rng.between(lo * 3600, hi * 3600 - 1);
             if dom == cust.salary_day {
                 let ts = t(&mut self.rng, 1, 6);
                 let emp = self.external();
-                let d = self.draft(
-                    ts,
-                    emp,
-                    Party::Customer(c),
-                    EventKind::Salary,
-                    Channel::Online,
-                    0,
-                    home,
-                    0,
-                    cust.salary,
-                    Typology::None,
-                );
+                let d = self
+                    .draft(ts, EventKind::Salary, emp, Party::Customer(c), cust.salary)
+                    .at(home);
                 drafts.push(d);
             }
             if dom == 1 {
                 let ts = t(&mut self.rng, 8, 12);
                 let landlord = self.external();
-                let d = self.draft(
-                    ts,
-                    Party::Customer(c),
-                    landlord,
-                    EventKind::Rent,
-                    Channel::Online,
-                    dev,
-                    home,
-                    0,
-                    cust.rent,
-                    Typology::None,
-                );
+                let d = self
+                    .draft(ts, EventKind::Rent, Party::Customer(c), landlord, cust.rent)
+                    .device(dev)
+                    .at(home);
                 drafts.push(d);
             }
             if dom == 5 || dom == 20 {
                 let ts = t(&mut self.rng, 8, 20);
                 let biller = self.external();
-                let d = self.draft(
-                    ts,
-                    Party::Customer(c),
-                    biller,
-                    EventKind::Bill,
-                    Channel::Online,
-                    dev,
-                    home,
-                    4900,
-                    cust.bills / 2,
-                    Typology::None,
-                );
+                let d = self
+                    .draft(
+                        ts,
+                        EventKind::Bill,
+                        Party::Customer(c),
+                        biller,
+                        cust.bills / 2,
+                    )
+                    .device(dev)
+                    .at(home)
+                    .mcc(4900);
                 drafts.push(d);
             }
             let cards = cust.card_per_day_milli / 1000
                 + u64::from(self.rng.below(1000) < cust.card_per_day_milli % 1000);
             for _ in 0..cards {
-                let ts = t(&mut self.rng, 7, 23);
-                let mcc = self
+                // Now and then at night.
+                let ts = if self.rng.chance_ppm(self.config.night_ppm) {
+                    t(&mut self.rng, 0, 6)
+                } else {
+                    t(&mut self.rng, 7, 23)
+                };
+                let mut mcc = self
                     .rng
                     .pick(&cust.merchant_categories)
                     .copied()
                     .unwrap_or(5999);
-                let amount = u128::from(self.rng.between(300, 12_000));
+                let roll = self.rng.below(1_000);
+                let amount = if roll < 30 {
+                    // Small change: parking, a coffee, an app.
+                    u128::from(self.rng.between(50, 300))
+                } else if roll < 36 {
+                    // A big purchase now and then.
+                    mcc = MCC_ELECTRONICS;
+                    u128::from(self.rng.between(300, 2_500)) * 100
+                } else {
+                    u128::from(self.rng.between(300, 12_000))
+                };
+                if (36..46).contains(&roll) {
+                    mcc = MCC_DIGITAL;
+                }
                 let loc = (
-                    cust.lat + self.rng.offset(20_000),
-                    cust.lon + self.rng.offset(20_000),
+                    here.0 + self.rng.offset(20_000),
+                    here.1 + self.rng.offset(20_000),
                 );
                 let merchant = self.external();
-                let d = self.draft(
-                    ts,
-                    Party::Customer(c),
-                    merchant,
-                    EventKind::CardPayment,
-                    Channel::Card,
-                    dev,
-                    loc,
-                    mcc,
-                    amount,
-                    Typology::None,
-                );
+                let d = self
+                    .draft(
+                        ts,
+                        EventKind::CardPayment,
+                        Party::Customer(c),
+                        merchant,
+                        amount,
+                    )
+                    .channel(Channel::Card)
+                    .device(dev)
+                    .at(loc)
+                    .mcc(mcc);
                 drafts.push(d);
             }
-            if self.rng.chance_ppm(150_000)
-                && let Some(&to) = self.rng.pick(&cust.contacts)
-            {
-                {
-                    let ts = t(&mut self.rng, 8, 22);
+            if self.rng.chance_ppm(150_000) {
+                // Mostly a known contact; sometimes someone new.
+                let to = if self.rng.chance_ppm(self.config.new_payee_ppm) {
+                    self.random_customer(false)
+                } else {
+                    self.rng.pick(&cust.contacts).copied()
+                };
+                if let Some(to) = to.filter(|&to| to != c) {
+                    let ts = if self.rng.chance_ppm(self.config.night_ppm) {
+                        t(&mut self.rng, 0, 6)
+                    } else {
+                        t(&mut self.rng, 8, 22)
+                    };
                     let to_branch = self.customers.get(to).map_or(cust.branch, |x| x.branch);
                     let kind = if to_branch == cust.branch {
                         EventKind::P2p
@@ -542,19 +653,16 @@ impl Simulator {
                     } else {
                         Channel::Online
                     };
-                    let amount = u128::from(self.rng.between(10, 300)) * 100;
-                    let d = self.draft(
-                        ts,
-                        Party::Customer(c),
-                        Party::Customer(to),
-                        kind,
-                        channel,
-                        dev,
-                        home,
-                        0,
-                        amount,
-                        Typology::None,
-                    );
+                    let amount = if self.rng.chance_ppm(50_000) {
+                        u128::from(self.rng.between(500, 3_000)) * 100
+                    } else {
+                        u128::from(self.rng.between(10, 300)) * 100
+                    };
+                    let d = self
+                        .draft(ts, kind, Party::Customer(c), Party::Customer(to), amount)
+                        .channel(channel)
+                        .device(dev)
+                        .at(here);
                     drafts.push(d);
                 }
             }
@@ -562,65 +670,98 @@ impl Simulator {
                 let ts = t(&mut self.rng, 9, 20);
                 let amount = u128::from(self.rng.between(2, 30)) * 1000;
                 let cash = self.external();
-                let d = self.draft(
-                    ts,
-                    Party::Customer(c),
-                    cash,
-                    EventKind::CashWithdrawal,
-                    Channel::Atm,
-                    dev,
-                    home,
-                    0,
-                    amount,
-                    Typology::None,
-                );
+                let d = self
+                    .draft(
+                        ts,
+                        EventKind::CashWithdrawal,
+                        Party::Customer(c),
+                        cash,
+                        amount,
+                    )
+                    .channel(Channel::Atm)
+                    .device(dev)
+                    .at(here);
                 drafts.push(d);
             }
             if self.rng.chance_ppm(20_000) {
                 let ts = t(&mut self.rng, 9, 17);
-                let amount = u128::from(self.rng.between(5, 100)) * 1000;
+                let threshold = self.config.reporting_threshold;
+                // Rarely a large legitimate deposit (a car sold), just under the threshold.
+                let amount = if self.rng.chance_ppm(30_000) && threshold > 10 {
+                    threshold - threshold * u128::from(self.rng.between(1, 9)) / 100
+                } else {
+                    u128::from(self.rng.between(5, 100)) * 1000
+                };
                 let cash = self.external();
-                let d = self.draft(
-                    ts,
-                    cash,
-                    Party::Customer(c),
-                    EventKind::CashDeposit,
-                    Channel::Branch,
-                    0,
-                    home,
-                    0,
-                    amount,
-                    Typology::None,
-                );
+                let d = self
+                    .draft(ts, EventKind::CashDeposit, cash, Party::Customer(c), amount)
+                    .channel(Channel::Branch)
+                    .at(home);
                 drafts.push(d);
             }
         }
     }
 
+    /// The day each typology may first appear: staggered over the period after the
+    /// first fraud day, so that incidents do not all start on one day.
+    pub fn first_day_of(&self, typology: Typology) -> u32 {
+        let first = self
+            .config
+            .first_fraud_day
+            .min(self.config.days.saturating_sub(1));
+        let span = self.config.days.saturating_sub(first) / 2;
+        let index = Typology::FRAUD
+            .iter()
+            .position(|&t| t == typology)
+            .unwrap_or(0);
+        let order = [0u32, 4, 1, 5, 2, 6, 3];
+        let slot = order.get(index).copied().unwrap_or(0);
+        let mut day = first + span * slot / 7;
+        if typology == Typology::DormantReactivation {
+            // Dormancy needs time to build up.
+            day = day
+                .max(self.config.days / 2)
+                .min(self.config.days.saturating_sub(1));
+        }
+        day
+    }
+
+    /// A typology whose first day is today has not started yet.
+    fn typology_due(&self) -> bool {
+        Typology::FRAUD
+            .iter()
+            .zip(self.config.typology_weights.iter())
+            .any(|(t, w)| *w > 0 && self.first_day_of(*t) == self.day && !self.started.contains(t))
+    }
+
     fn pick_typology(&mut self) -> Typology {
         let weights = self.config.typology_weights;
-        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-        // Round-robin first so that every typology with a weight appears early.
-        let enabled: Vec<Typology> = Typology::FRAUD
+        let eligible: Vec<(Typology, u64)> = Typology::FRAUD
             .iter()
             .zip(weights.iter())
-            .filter(|(_, w)| **w > 0)
-            .map(|(t, _)| *t)
+            .filter(|(t, w)| **w > 0 && self.day >= self.first_day_of(**t))
+            .map(|(t, w)| (*t, u64::from(*w)))
             .collect();
-        let n = u64::try_from(enabled.len()).unwrap_or(0);
-        if n == 0 {
+        // A typology whose first day is today goes first, so that each appears.
+        if let Some((t, _)) = eligible
+            .iter()
+            .find(|(t, _)| self.first_day_of(*t) == self.day && !self.started.contains(t))
+        {
+            let t = *t;
+            self.started.push(t);
+            return t;
+        }
+        let total: u64 = eligible.iter().map(|(_, w)| w).sum();
+        if total == 0 {
             return Typology::None;
         }
-        if self.typology_cursor < n {
-            let i = usize::try_from(self.typology_cursor).unwrap_or(0);
-            self.typology_cursor += 1;
-            return enabled.get(i).copied().unwrap_or(Typology::None);
-        }
         let mut r = self.rng.below(total);
-        for (t, w) in Typology::FRAUD.iter().zip(weights.iter()) {
-            let w = u64::from(*w);
+        for (t, w) in eligible {
             if r < w {
-                return *t;
+                if !self.started.contains(&t) {
+                    self.started.push(t);
+                }
+                return t;
             }
             r -= w;
         }
@@ -638,6 +779,17 @@ impl Simulator {
         None
     }
 
+    /// A customer with money to steal (falls back to any customer).
+    fn random_victim(&mut self, dormant: bool) -> Option<usize> {
+        for _ in 0..32 {
+            let v = self.random_customer(dormant)?;
+            if self.balances.get(v).copied().unwrap_or(0) >= 20_000 {
+                return Some(v);
+            }
+        }
+        self.random_customer(dormant)
+    }
+
     fn inject(&mut self, typology: Typology, start: u64, drafts: &mut Vec<Draft>) {
         let far = |rng: &mut Rng| {
             (
@@ -648,57 +800,67 @@ impl Simulator {
         match typology {
             Typology::None => {}
             Typology::AccountTakeover | Typology::DormantReactivation => {
-                let Some(v) = self.random_customer(typology == Typology::DormantReactivation)
-                else {
+                let Some(v) = self.random_victim(typology == Typology::DormantReactivation) else {
+                    return;
+                };
+                let Some(c) = self.customers.get(v).cloned() else {
                     return;
                 };
                 let dev = self.fresh_device();
-                let loc = far(&mut self.rng);
+                // Half the time the fraudster appears near the victim (a proxy).
+                let loc = if self.rng.chance_ppm(500_000) {
+                    far(&mut self.rng)
+                } else {
+                    (
+                        c.lat + self.rng.offset(200_000),
+                        c.lon + self.rng.offset(200_000),
+                    )
+                };
                 let mut ts = start + self.rng.between(0, 20 * 3600);
                 let balance = self.balances.get(v).copied().unwrap_or(0);
+                let share = u128::from(self.rng.between(50, 95));
                 let parts = self.rng.between(2, 4);
                 for _ in 0..parts {
                     ts += self.rng.between(60, 900);
-                    let amount = balance * 9 / 10 / u128::from(parts);
+                    let amount = balance * share / 100 / u128::from(parts);
                     let to = self.external();
-                    let d = self.draft(
-                        ts,
-                        Party::Customer(v),
-                        to,
-                        EventKind::External,
-                        Channel::Online,
-                        dev,
-                        loc,
-                        0,
-                        amount,
-                        typology,
-                    );
+                    let channel = if self.rng.chance_ppm(500_000) {
+                        Channel::Online
+                    } else {
+                        Channel::Mobile
+                    };
+                    let d = self
+                        .draft(ts, EventKind::External, Party::Customer(v), to, amount)
+                        .channel(channel)
+                        .device(dev)
+                        .at(loc)
+                        .typology(typology);
                     drafts.push(d);
                 }
             }
             Typology::CardTesting => {
-                let Some(v) = self.random_customer(false) else {
+                let Some(v) = self.random_victim(false) else {
                     return;
                 };
                 let dev = self.fresh_device();
                 let loc = far(&mut self.rng);
                 let mut ts = start + self.rng.between(0, 20 * 3600);
+                let mcc = if self.rng.chance_ppm(700_000) {
+                    MCC_DIGITAL
+                } else {
+                    self.rng.pick(&MCCS).copied().unwrap_or(5999)
+                };
                 for _ in 0..self.rng.between(5, 15) {
-                    ts += self.rng.between(5, 60);
+                    ts += self.rng.between(5, 120);
                     let amount = u128::from(self.rng.between(1, 200));
                     let m = self.external();
-                    let d = self.draft(
-                        ts,
-                        Party::Customer(v),
-                        m,
-                        EventKind::CardPayment,
-                        Channel::Card,
-                        dev,
-                        loc,
-                        MCC_DIGITAL,
-                        amount,
-                        typology,
-                    );
+                    let d = self
+                        .draft(ts, EventKind::CardPayment, Party::Customer(v), m, amount)
+                        .channel(Channel::Card)
+                        .device(dev)
+                        .at(loc)
+                        .mcc(mcc)
+                        .typology(typology);
                     drafts.push(d);
                 }
             }
@@ -717,18 +879,10 @@ impl Simulator {
                     let amount = u128::from(self.rng.between(300, 2_000)) * 100;
                     total += amount;
                     let from = self.external();
-                    let d = self.draft(
-                        ts,
-                        from,
-                        Party::Customer(m),
-                        EventKind::External,
-                        Channel::Online,
-                        0,
-                        (mule.lat, mule.lon),
-                        0,
-                        amount,
-                        typology,
-                    );
+                    let d = self
+                        .draft(ts, EventKind::External, from, Party::Customer(m), amount)
+                        .at((mule.lat, mule.lon))
+                        .typology(typology);
                     drafts.push(d);
                 }
                 let outs = self.rng.between(2, 4);
@@ -742,18 +896,19 @@ impl Simulator {
                         }
                         to = self.random_customer(false).unwrap_or(m);
                     }
-                    let d = self.draft(
-                        ts,
-                        Party::Customer(m),
-                        Party::Customer(to),
-                        EventKind::CrossBranch,
-                        Channel::Mobile,
-                        dev,
-                        (mule.lat, mule.lon),
-                        0,
-                        total * 95 / 100 / u128::from(outs),
-                        typology,
-                    );
+                    let amount = total * 95 / 100 / u128::from(outs);
+                    let d = self
+                        .draft(
+                            ts,
+                            EventKind::CrossBranch,
+                            Party::Customer(m),
+                            Party::Customer(to),
+                            amount,
+                        )
+                        .channel(Channel::Mobile)
+                        .device(dev)
+                        .at((mule.lat, mule.lon))
+                        .typology(typology);
                     drafts.push(d);
                 }
             }
@@ -768,36 +923,36 @@ impl Simulator {
                 let threshold = self.config.reporting_threshold;
                 for _ in 0..self.rng.between(4, 8) {
                     ts += self.rng.between(600, 3600);
-                    let below = threshold * u128::from(self.rng.between(1, 5)) / 100;
+                    let below = threshold * u128::from(self.rng.between(1, 8)) / 100;
                     let channel = if self.rng.chance_ppm(500_000) {
                         Channel::Atm
                     } else {
                         Channel::Branch
                     };
                     let cash = self.external();
-                    let d = self.draft(
-                        ts,
-                        cash,
-                        Party::Customer(s),
-                        EventKind::CashDeposit,
-                        channel,
-                        0,
-                        (c.lat, c.lon),
-                        0,
-                        (threshold - below).max(1),
-                        typology,
-                    );
+                    let d = self
+                        .draft(
+                            ts,
+                            EventKind::CashDeposit,
+                            cash,
+                            Party::Customer(s),
+                            (threshold - below).max(1),
+                        )
+                        .channel(channel)
+                        .at((c.lat, c.lon))
+                        .typology(typology);
                     drafts.push(d);
                 }
             }
             Typology::ImpossibleTravel => {
-                let Some(v) = self.random_customer(false) else {
+                let Some(v) = self.random_victim(false) else {
                     return;
                 };
                 let Some(c) = self.customers.get(v).cloned() else {
                     return;
                 };
                 let dev = c.devices.first().copied().unwrap_or(0);
+                let here = self.whereabouts(v).unwrap_or((c.lat, c.lon));
                 let ts = start + self.rng.between(8 * 3600, 20 * 3600);
                 let mcc = self
                     .rng
@@ -806,36 +961,34 @@ impl Simulator {
                     .unwrap_or(5999);
                 let m = self.external();
                 let first = u128::from(self.rng.between(500, 5_000));
-                let d = self.draft(
-                    ts,
-                    Party::Customer(v),
-                    m,
-                    EventKind::CardPayment,
-                    Channel::Card,
-                    dev,
-                    (c.lat, c.lon),
-                    mcc,
-                    first,
-                    Typology::None,
-                );
+                let d = self
+                    .draft(ts, EventKind::CardPayment, Party::Customer(v), m, first)
+                    .channel(Channel::Card)
+                    .device(dev)
+                    .at(here)
+                    .mcc(mcc);
                 drafts.push(d);
-                let loc = (c.lat + 35_000_000, c.lon - 90_000_000);
+                let loc = (
+                    (here.0 + 35_000_000).clamp(-80_000_000, 80_000_000),
+                    here.1 - 90_000_000,
+                );
                 let m = self.external();
                 let amount = u128::from(self.rng.between(5_000, 60_000));
                 let later = ts + self.rng.between(600, 3600);
+                // A cloned card: the victim's usual device id is unknown to the cloner.
                 let new_dev = self.fresh_device();
-                let d = self.draft(
-                    later,
-                    Party::Customer(v),
-                    m,
-                    EventKind::CardPayment,
-                    Channel::Card,
-                    new_dev,
-                    loc,
-                    MCC_ELECTRONICS,
-                    amount,
-                    typology,
-                );
+                let mcc = if self.rng.chance_ppm(500_000) {
+                    MCC_ELECTRONICS
+                } else {
+                    mcc
+                };
+                let d = self
+                    .draft(later, EventKind::CardPayment, Party::Customer(v), m, amount)
+                    .channel(Channel::Card)
+                    .device(new_dev)
+                    .at(loc)
+                    .mcc(mcc)
+                    .typology(typology);
                 drafts.push(d);
             }
             Typology::BustOut => {
@@ -847,20 +1000,13 @@ impl Simulator {
                 };
                 let dev = c.devices.first().copied().unwrap_or(0);
                 let mut ts = start + self.rng.between(0, 6 * 3600);
-                let big = c.salary * 2;
+                let big = c.salary * u128::from(self.rng.between(12, 30)) / 10;
                 let src = self.external();
-                let d = self.draft(
-                    ts,
-                    src,
-                    Party::Customer(b),
-                    EventKind::External,
-                    Channel::Online,
-                    dev,
-                    (c.lat, c.lon),
-                    0,
-                    big,
-                    typology,
-                );
+                let d = self
+                    .draft(ts, EventKind::External, src, Party::Customer(b), big)
+                    .device(dev)
+                    .at((c.lat, c.lon))
+                    .typology(typology);
                 drafts.push(d);
                 let balance = self.balances.get(b).copied().unwrap_or(0) + big;
                 let parts = self.rng.between(4, 8);
@@ -873,18 +1019,13 @@ impl Simulator {
                         (EventKind::CardPayment, Channel::Card, MCC_ELECTRONICS)
                     };
                     let m = self.external();
-                    let d = self.draft(
-                        ts,
-                        Party::Customer(b),
-                        m,
-                        kind,
-                        ch,
-                        dev,
-                        (c.lat, c.lon),
-                        mcc,
-                        amount,
-                        typology,
-                    );
+                    let d = self
+                        .draft(ts, kind, Party::Customer(b), m, amount)
+                        .channel(ch)
+                        .device(dev)
+                        .at((c.lat, c.lon))
+                        .mcc(mcc)
+                        .typology(typology);
                     drafts.push(d);
                 }
             }
@@ -903,10 +1044,19 @@ impl Simulator {
         let mut drafts = Vec::new();
         self.normal_day(start, &mut drafts);
         let normal = u64::try_from(drafts.len()).unwrap_or(0);
+        // The fraud rate is kept over the days when fraud may happen.
+        if self.day
+            >= self
+                .config
+                .first_fraud_day
+                .min(self.config.days.saturating_sub(1))
+        {
+            self.fraud_era_normal += normal;
+        }
         let rate = self.config.fraud_rate_ppm.min(999_999);
-        let target = (self.normal_events + normal) * rate / (1_000_000 - rate);
+        let target = self.fraud_era_normal * rate / (1_000_000 - rate);
         let mut fraud = self.fraud_events;
-        while fraud < target {
+        while fraud < target || self.typology_due() {
             let t = self.pick_typology();
             if t == Typology::None {
                 break;

@@ -124,3 +124,71 @@ fn print_sample() {
     let _ = write_csv(events.into_iter().take(4), &mut out);
     println!("{}", String::from_utf8_lossy(&out));
 }
+
+#[test]
+fn incidents_are_spread_over_the_period() {
+    let config = SimConfig {
+        days: 60,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(config.clone());
+    let firsts: Vec<u32> = Typology::FRAUD
+        .iter()
+        .map(|&t| sim.first_day_of(t))
+        .collect();
+    let events: Vec<Event> = sim.collect();
+    let day = |e: &Event| u32::try_from(e.timestamp / 86_400).unwrap_or(0);
+    // No fraud during the first days: victims have history first.
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.is_fraud)
+            .all(|e| day(e) >= config.first_fraud_day)
+    );
+    let mut first_days = Vec::new();
+    for (t, first) in Typology::FRAUD.iter().zip(&firsts) {
+        let seen = events
+            .iter()
+            .filter(|e| e.typology == *t)
+            .map(day)
+            .min()
+            .unwrap_or(u32::MAX);
+        assert_eq!(
+            seen, *first,
+            "{t:?} first seen on day {seen}, planned {first}"
+        );
+        first_days.push(seen);
+        // Each typology recurs after its first day: in both halves of its span.
+        let last = events
+            .iter()
+            .filter(|e| e.typology == *t)
+            .map(day)
+            .max()
+            .unwrap_or(0);
+        assert!(last >= 40, "{t:?} last seen on day {last}");
+    }
+    first_days.sort_unstable();
+    first_days.dedup();
+    assert!(first_days.len() >= 6, "first days {first_days:?}");
+    assert!(
+        first_days.last().copied().unwrap_or(0) >= 20,
+        "{first_days:?}"
+    );
+}
+
+#[test]
+fn normal_traffic_has_realistic_noise() {
+    let events: Vec<Event> = Simulator::new(SimConfig {
+        customers: 300,
+        days: 30,
+        ..SimConfig::default()
+    })
+    .collect();
+    let normal = || events.iter().filter(|e| !e.is_fraud);
+    // Night payments, tiny payments, new devices and electronics purchases happen to
+    // normal customers too.
+    assert!(normal().any(|e| e.timestamp % 86_400 < 6 * 3_600));
+    assert!(normal().any(|e| e.amount <= 200));
+    assert!(normal().any(|e| e.device >= 0x8000_0000_0000_0000));
+    assert!(normal().any(|e| e.merchant_category == 5732 && e.amount >= 30_000));
+}

@@ -160,8 +160,8 @@ const TAG_RISK: u8 = 4;
 const ACTION_FREEZE: u8 = 1;
 const ACTION_UNFREEZE: u8 = 2;
 const ACTION_REVIEW: u8 = 3;
-/// channel, merchant category, device, location flag, latitude, longitude.
-const CONTEXT_BYTES: usize = 1 + 2 + 8 + 1 + 4 + 4;
+/// channel, merchant category, device, location flag, latitude, longitude, occurred at.
+const CONTEXT_BYTES: usize = 1 + 2 + 8 + 1 + 4 + 4 + 8;
 /// index, verdict, score, three reasons, freeze flag.
 const DECISION_BYTES: usize = 4 + 1 + 2 + 6 + 1;
 
@@ -281,6 +281,7 @@ fn encode_screened(out: &mut Vec<u8>, screened: &ScreenedTransfers) {
         out.push(u8::from(context.location.is_some()));
         out.extend_from_slice(&location.lat_micro.to_le_bytes());
         out.extend_from_slice(&location.lon_micro.to_le_bytes());
+        out.extend_from_slice(&context.occurred_at_ns.to_le_bytes());
     }
     out.extend_from_slice(&count(screened.decisions.len()).to_le_bytes());
     for decision in &screened.decisions {
@@ -320,7 +321,9 @@ fn decode_screened(
         let has_location = reader.u8()?;
         let lat_micro = i32::from_le_bytes(reader.array()?);
         let lon_micro = i32::from_le_bytes(reader.array()?);
+        let occurred_at_ns = reader.u64()?;
         context.push(TransferContext {
+            occurred_at_ns,
             channel,
             merchant_category,
             device,
@@ -585,6 +588,7 @@ mod tests {
                                 lat_micro: 48_856_600,
                                 lon_micro: -2_352_200,
                             }),
+                            occurred_at_ns: 1_700_000_000_000_000_000,
                         },
                         TransferContext::default(),
                     ],

@@ -37,11 +37,15 @@ impl BatchScreening {
         let Ok(ledger) = self.shared.ledger.read() else {
             return;
         };
+        let Ok(risk) = self.shared.risk.read() else {
+            return;
+        };
         tokio::task::block_in_place(|| {
             screen_requests(
                 &self.screening,
                 &self.counters,
                 &ledger,
+                &risk,
                 timestamp,
                 requests,
             );

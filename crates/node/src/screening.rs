@@ -9,6 +9,7 @@ use corebank_ledger::{Ledger, Transfer, TransferFlags};
 use corebank_screening::{Assessment, Candidate, ReasonCode, Screener, TransferContext, Verdict};
 
 use crate::command::{Decision, Request};
+use crate::risk_state::RiskState;
 
 /// What the branch does with transfers when its screener cannot assess them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,7 +84,11 @@ pub fn candidate(
         ledger: event.ledger,
         code: event.code,
         pending: event.flags.contains(TransferFlags::PENDING),
-        timestamp_ns: timestamp,
+        timestamp_ns: if context.occurred_at_ns == 0 {
+            timestamp
+        } else {
+            context.occurred_at_ns
+        },
         debit_account_created_ns: debit.map_or(0, |a| a.timestamp),
         credit_account_created_ns: credit.map_or(0, |a| a.timestamp),
         debit_available: debit.map_or(0, |a| {
@@ -101,6 +106,7 @@ pub(crate) fn screen_requests(
     screening: &Screening,
     counters: &ScreeningCounters,
     ledger: &Ledger,
+    risk: &RiskState,
     timestamp: u64,
     requests: &mut [Request],
 ) {
@@ -112,8 +118,12 @@ pub(crate) fn screen_requests(
         if let Request::Screened(screened) = request {
             for (index, event) in screened.events.iter().enumerate() {
                 let context = screened.context_of(index);
+                // A retry of a transfer that exists, or was declined, is answered from
+                // the state: screening it again would count its risk twice.
                 if is_new_transfer(event)
                     && context.channel != corebank_screening::Channel::Internal
+                    && ledger.transfer(event.id).is_none()
+                    && !risk.was_declined(event.id)
                 {
                     candidates.push(candidate(ledger, event, at + index as u64, context));
                     origin.push((request_index, index));

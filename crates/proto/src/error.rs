@@ -88,6 +88,14 @@ error_codes! {
         "The accounts hold different currencies.";
     HoldNotActive = "hold_not_active", FailedPrecondition,
         "The hold was already captured, released or expired.";
+    DeclinedByRisk = "declined_by_risk", FailedPrecondition,
+        "The bank's fraud checks declined the transfer; nothing was moved.";
+    AccountFrozen = "account_frozen", FailedPrecondition,
+        "The account is frozen for a fraud review and cannot send money.";
+    HeldForReview = "held_for_review", FailedPrecondition,
+        "The transfer is held for a fraud review; only an analyst's decision posts or voids it.";
+    RiskCheckUnavailable = "risk_check_unavailable", Unavailable,
+        "The fraud checks could not run and the branch refuses transfers without them; retry later.";
     FailedPrecondition = "failed_precondition", FailedPrecondition,
         "The ledger's rules refuse the request in the account's present state.";
     PositionTooOld = "position_too_old", OutOfRange,
@@ -124,6 +132,10 @@ impl ErrorCode {
             R::PendingTransferAlreadyPosted
             | R::PendingTransferAlreadyVoided
             | R::PendingTransferExpired => Self::HoldNotActive,
+            R::DeclinedByRisk => Self::DeclinedByRisk,
+            R::DebitAccountFrozen => Self::AccountFrozen,
+            R::PendingTransferHeldForReview => Self::HeldForReview,
+            R::RiskCheckUnavailable => Self::RiskCheckUnavailable,
             R::ExistsWithDifferentFlags
             | R::ExistsWithDifferentDebitAccountId
             | R::ExistsWithDifferentCreditAccountId

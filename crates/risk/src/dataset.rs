@@ -209,18 +209,9 @@ impl Dataset {
     }
 }
 
-/// SplitMix64: a small deterministic generator for shuffling.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn shuffle(v: &mut [usize], state: &mut u64) {
+fn shuffle(v: &mut [usize], rng: &mut crate::rng::SplitMix) {
     for i in (1..v.len()).rev() {
-        let j = usize::try_from(splitmix(state) % (i as u64 + 1)).unwrap_or(0);
+        let j = usize::try_from(rng.next_u64() % (i as u64 + 1)).unwrap_or(0);
         v.swap(i, j);
     }
 }
@@ -232,7 +223,7 @@ pub fn split_stratified(
     test_fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let mut state = seed;
+    let mut state = crate::rng::SplitMix(seed);
     let mut train = Vec::new();
     let mut test = Vec::new();
     for class in [false, true] {

@@ -71,6 +71,10 @@ pub struct TransferContext {
     /// A stable identifier of the customer's device (a hash); 0 when unknown.
     pub device: u64,
     pub location: Option<GeoPoint>,
+    /// When the customer acted (ns since the epoch), when the payment message says so
+    /// (a card authorisation's transaction time, a file of payments made earlier); 0
+    /// when unknown: the ledger timestamp stands in. Features measure time with it.
+    pub occurred_at_ns: u64,
 }
 
 /// One new transfer, as the screener sees it.
@@ -87,7 +91,8 @@ pub struct Candidate {
     pub code: u16,
     /// A pending transfer (a reservation), which cannot be held, only approved or declined.
     pub pending: bool,
-    /// The ledger timestamp proposed for (or, after commit, given to) the transfer.
+    /// When the transfer happened: the context's `occurred_at_ns` when given, else the
+    /// ledger timestamp proposed for (or, after commit, given to) the transfer.
     pub timestamp_ns: u64,
     /// When the debit account was created (its ledger timestamp); 0 when unknown.
     pub debit_account_created_ns: u64,

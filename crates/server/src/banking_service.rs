@@ -15,6 +15,7 @@ use corebank_ledger::{
 };
 use corebank_money::Currency;
 use corebank_node::{Node, Request, RequestOutcome};
+use corebank_screening::{Channel, GeoPoint, TransferContext, Verdict};
 use corebank_proto::convert::u128_field;
 use corebank_proto::v1::{self, banking_server};
 use corebank_proto::{ApiError, ErrorCode};
@@ -40,6 +41,106 @@ pub struct BankingService {
     pub next_serial: Arc<AtomicU64>,
     /// Transfers to other branches' customers.
     pub cross_branch: Arc<CrossBranch>,
+    /// The fraud screen (to name its reasons in receipts).
+    pub engine: Option<Arc<corebank_risk_engine::Engine>>,
+}
+
+/// What a submitted request answered: the timestamp of its first event, the failure
+/// that explains it (if any), and the screen's assessment when it held the transfer.
+#[derive(Clone, Copy, Debug)]
+struct Submitted {
+    timestamp: u64,
+    failure: Option<CreateTransferResult>,
+    held: Option<corebank_screening::Assessment>,
+}
+
+/// The bank's own legs (fees) are not screened: the customer's payment is.
+const INTERNAL: TransferContext = TransferContext {
+    channel: Channel::Internal,
+    merchant_category: 0,
+    device: 0,
+    location: None,
+    occurred_at_ns: 0,
+};
+
+/// How far back a payment message may date the customer's action.
+const OCCURRED_BEFORE_MAX_NS: u64 = 90 * 24 * 3_600 * 1_000_000_000;
+/// How far ahead (clock skew between the bank's systems).
+const OCCURRED_AHEAD_MAX_NS: u64 = 5 * 60 * 1_000_000_000;
+
+/// The longest device identifier taken.
+const DEVICE_ID_BYTES_MAX: usize = 128;
+
+/// The screen's context of a request, checked.
+fn context_of(context: Option<&v1::TransferContext>) -> Result<TransferContext, Status> {
+    let Some(context) = context else {
+        return Ok(TransferContext::default());
+    };
+    let channel = match context.channel.as_str() {
+        "" => Channel::Unknown,
+        name => Channel::from_name(name)
+            .filter(|c| *c != Channel::Internal && *c != Channel::Unknown)
+            .ok_or_else(|| {
+                invalid(
+                    "context.channel",
+                    format!("unknown channel {name:?}: card, online, mobile, branch or atm"),
+                )
+            })?,
+    };
+    let merchant_category = u16::try_from(context.merchant_category)
+        .ok()
+        .filter(|mcc| *mcc <= 9_999)
+        .ok_or_else(|| invalid("context.merchant_category", "a merchant category code has four digits"))?;
+    if context.device_id.len() > DEVICE_ID_BYTES_MAX {
+        return Err(invalid(
+            "context.device_id",
+            format!("a device id holds at most {DEVICE_ID_BYTES_MAX} bytes"),
+        ));
+    }
+    let device = if context.device_id.is_empty() {
+        0
+    } else {
+        let hash = blake3::hash(context.device_id.as_bytes());
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&hash.as_bytes()[..8]);
+        u64::from_le_bytes(bytes).max(1)
+    };
+    let location = if context.has_location {
+        if !(-90_000_000..=90_000_000).contains(&context.latitude_micro)
+            || !(-180_000_000..=180_000_000).contains(&context.longitude_micro)
+        {
+            return Err(invalid(
+                "context",
+                "latitude is -90e6..90e6 and longitude -180e6..180e6 micro-degrees",
+            ));
+        }
+        Some(GeoPoint {
+            lat_micro: context.latitude_micro,
+            lon_micro: context.longitude_micro,
+        })
+    } else {
+        None
+    };
+    if context.occurred_at_ns != 0 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let earliest = now.saturating_sub(OCCURRED_BEFORE_MAX_NS);
+        let latest = now.saturating_add(OCCURRED_AHEAD_MAX_NS);
+        if !(earliest..=latest).contains(&context.occurred_at_ns) {
+            return Err(invalid(
+                "context.occurred_at_ns",
+                "the time the customer acted must lie within the last 90 days and at most 5 minutes ahead",
+            ));
+        }
+    }
+    Ok(TransferContext {
+        channel,
+        merchant_category,
+        device,
+        location,
+        occurred_at_ns: context.occurred_at_ns,
+    })
 }
 
 fn bank_error(error: BankingError) -> Status {
@@ -129,15 +230,25 @@ impl BankingService {
             .map_or_else(|_| id.to_string(), |n| n.to_string())
     }
 
-    /// Submits transfers; answers the timestamp of the first event and the failure, if any.
+    /// Submits transfers for screening (with one context per transfer, or none).
     async fn submit(
         &self,
         transfers: Vec<Transfer>,
-    ) -> Result<(u64, Option<CreateTransferResult>), Status> {
-        match self.node.submit(Request::CreateTransfers(transfers)).await {
-            Ok(RequestOutcome::Transfers { timestamp, results }) => {
-                Ok((timestamp, explaining_failure(&results)))
-            }
+        context: Vec<TransferContext>,
+    ) -> Result<Submitted, Status> {
+        match self.node.submit(Request::screened(transfers, context)).await {
+            Ok(RequestOutcome::Screened {
+                timestamp,
+                results,
+                decisions,
+            }) => Ok(Submitted {
+                timestamp,
+                failure: explaining_failure(&results),
+                held: decisions
+                    .iter()
+                    .find(|d| d.index == 0 && d.assessment.verdict == Verdict::Hold)
+                    .map(|d| d.assessment),
+            }),
             Ok(RequestOutcome::Refused(error)) => Err(errors::status(error.into())),
             Ok(_) => Err(errors::status(ApiError::new(
                 ErrorCode::Internal,
@@ -156,23 +267,54 @@ impl BankingService {
     async fn receipt(
         &self,
         transfer: &Transfer,
-        outcome: (u64, Option<CreateTransferResult>),
+        outcome: Submitted,
         currency: Currency,
         fee: u128,
         reference: &str,
         labels: (&str, &str),
     ) -> Result<v1::TransferReceipt, Status> {
-        interpret(outcome.1, labels.0, labels.1).map_err(bank_error)?;
-        let replayed = outcome.1 == Some(CreateTransferResult::Exists);
-        let timestamp = if replayed {
-            self.stored(transfer.id).await?.map_or(0, |t| t.timestamp)
+        interpret(outcome.failure, labels.0, labels.1).map_err(bank_error)?;
+        let replayed = outcome.failure == Some(CreateTransferResult::Exists);
+        let mut held = outcome.held.map(|assessment| {
+            crate::risk_service::decision_assessment(self.engine.as_deref(), &assessment)
+        });
+        let (timestamp, status) = if replayed {
+            // A retry reports where the first attempt stands now (a held transfer may
+            // have been released or rejected since).
+            let id = transfer.id;
+            let (stored, pending, was_held) = self
+                .node
+                .read_risk(|ledger, risk| {
+                    (
+                        ledger.transfer(id),
+                        ledger.pending_status(id),
+                        risk.held_transfer(id).map(|h| (h.score, h.reasons)),
+                    )
+                })
+                .await
+                .map_err(|e| errors::status(errors::read(e)))?;
+            if let Some((score, reasons)) = was_held {
+                held = Some(crate::risk_service::assessment(
+                    self.engine.as_deref(),
+                    Verdict::Hold,
+                    score,
+                    &reasons,
+                ));
+            }
+            let status = match (stored, pending) {
+                (Some(t), _) if !t.flags.contains(TransferFlags::PENDING) => {
+                    v1::TransferStatus::Posted
+                }
+                (_, Some(PendingStatus::Posted)) => v1::TransferStatus::Posted,
+                (_, Some(PendingStatus::Voided)) => v1::TransferStatus::Voided,
+                (_, Some(PendingStatus::Expired)) => v1::TransferStatus::Expired,
+                _ => v1::TransferStatus::Pending,
+            };
+            (stored.map_or(0, |t| t.timestamp), status)
+        } else if transfer.flags.contains(TransferFlags::PENDING) || held.is_some() {
+            (outcome.timestamp, v1::TransferStatus::Pending)
         } else {
-            outcome.0
-        };
-        let status = if transfer.flags.contains(TransferFlags::PENDING) {
-            v1::TransferStatus::Pending
-        } else {
-            v1::TransferStatus::Posted
+            (outcome.timestamp, v1::TransferStatus::Posted)
         };
         Ok(v1::TransferReceipt {
             transfer_id: u128_field(transfer.id),
@@ -189,6 +331,8 @@ impl BankingService {
             },
             reference: reference.to_string(),
             replayed,
+            held_for_review: held.is_some(),
+            risk: held,
         })
     }
 
@@ -298,10 +442,13 @@ impl BankingService {
             fee: String::new(),
             reference: body.reference.clone(),
             replayed,
+            held_for_review: false,
+            risk: None,
         })
     }
 
     /// Cash in or out at the counter, against the branch's vault in the account's currency.
+    #[allow(clippy::too_many_arguments)]
     async fn cash_movement(
         &self,
         operation: Operation,
@@ -309,8 +456,10 @@ impl BankingService {
         amount: &str,
         key: &str,
         reference: &str,
+        context: Option<&v1::TransferContext>,
     ) -> Result<v1::TransferReceipt, Status> {
         check_reference(reference)?;
+        let context = context_of(context)?;
         let (number, account, currency) = self.customer("account_number", account_number).await?;
         let amount = currency
             .parse_positive_amount(amount)
@@ -321,7 +470,7 @@ impl BankingService {
         } else {
             self.branch.withdraw(id, &account, amount)
         };
-        let outcome = self.submit(vec![transfer]).await?;
+        let outcome = self.submit(vec![transfer], vec![context]).await?;
         let (debit, credit) = (
             self.label(transfer.debit_account_id),
             self.label(transfer.credit_account_id),
@@ -468,6 +617,7 @@ impl banking_server::Banking for BankingService {
                 &body.amount,
                 &body.idempotency_key,
                 &body.reference,
+                body.context.as_ref(),
             )
             .await?;
         Ok(Response::new(receipt))
@@ -486,6 +636,7 @@ impl banking_server::Banking for BankingService {
                 &body.amount,
                 &body.idempotency_key,
                 &body.reference,
+                body.context.as_ref(),
             )
             .await?;
         Ok(Response::new(receipt))
@@ -540,7 +691,11 @@ impl banking_server::Banking for BankingService {
             .transfer((payment_id, fee_id), &from, &to, amount, fee)
             .map_err(bank_error)?;
         let payment = transfers[0];
-        let outcome = self.submit(transfers).await?;
+        let context = context_of(body.context.as_ref())?;
+        let contexts = (0..transfers.len())
+            .map(|index| if index == 0 { context } else { INTERNAL })
+            .collect();
+        let outcome = self.submit(transfers, contexts).await?;
         let labels = (from_number.to_string(), to_number.to_string());
         let receipt = self
             .receipt(
@@ -742,7 +897,7 @@ impl banking_server::Banking for BankingService {
             }
             hold.credit_account_id = beneficiary.id;
         }
-        let (_, failure) = self.submit(vec![hold]).await?;
+        let Submitted { failure, .. } = self.submit(vec![hold], Vec::new()).await?;
         let settlement = self.label(
             self.branch
                 .internal_account_id(InternalAccount::HoldsInSettlement, currency),
@@ -776,7 +931,7 @@ impl banking_server::Banking for BankingService {
             ),
             hold_id,
         );
-        let (_, failure) = self.submit(vec![release]).await?;
+        let Submitted { failure, .. } = self.submit(vec![release], Vec::new()).await?;
         interpret(failure, "", "").map_err(bank_error)?;
         let receipt = self
             .hold_receipt(hold_id, failure == Some(CreateTransferResult::Exists), "")
@@ -817,7 +972,7 @@ impl banking_server::Banking for BankingService {
             hold_id,
             amount,
         );
-        let (_, failure) = self.submit(vec![capture]).await?;
+        let Submitted { failure, .. } = self.submit(vec![capture], Vec::new()).await?;
         interpret(failure, "", "").map_err(bank_error)?;
         let receipt = self
             .hold_receipt(hold_id, failure == Some(CreateTransferResult::Exists), "")

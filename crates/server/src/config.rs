@@ -65,6 +65,109 @@ pub struct ServerConfig {
     /// in a file: the binary reads it from COREBANK_PEER_API_KEY).
     #[serde(skip)]
     pub peer_api_key: Option<corebank_security::Secret<String>>,
+    /// The fraud screen of new customer transfers (docs/risk.md).
+    #[serde(default)]
+    pub risk: RiskConfig,
+}
+
+/// How the branch screens transfers for fraud.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskConfig {
+    /// Screen new customer transfers (on by default).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A rules file (TOML); the compiled-in default rules when absent. Reloaded when
+    /// it changes.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    /// A supervised model file (`corebank risk train`), loaded at start.
+    #[serde(default)]
+    pub model: Option<PathBuf>,
+    /// Without a usable model the screen fails, and `failure_policy` decides.
+    #[serde(default)]
+    pub require_model: bool,
+    /// `open` (approve when the screen fails) or `closed` (refuse).
+    #[serde(default = "default_policy")]
+    pub failure_policy: String,
+    /// Hold for review at or above this score (0..=1000).
+    #[serde(default = "default_hold")]
+    pub hold_threshold: u16,
+    /// Decline at or above this score.
+    #[serde(default = "default_decline")]
+    pub decline_threshold: u16,
+    /// Freeze an account after this many high-risk transfers within a day (0: never).
+    #[serde(default = "default_freeze_after")]
+    pub freeze_after: u32,
+    /// Adapt the hold threshold to hold about this many transfers a day.
+    #[serde(default)]
+    pub daily_review_budget: Option<u32>,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            rules: None,
+            model: None,
+            require_model: false,
+            failure_policy: default_policy(),
+            hold_threshold: default_hold(),
+            decline_threshold: default_decline(),
+            freeze_after: default_freeze_after(),
+            daily_review_budget: None,
+        }
+    }
+}
+
+impl RiskConfig {
+    pub fn policy(&self) -> Result<corebank_node::FailurePolicy, ConfigError> {
+        corebank_node::FailurePolicy::from_name(&self.failure_policy)
+            .ok_or_else(|| ConfigError::Risk(format!("the failure policy is open or closed, not {:?}", self.failure_policy)))
+    }
+
+    /// The engine's configuration.
+    pub fn engine(&self) -> Result<corebank_risk_engine::EngineConfig, ConfigError> {
+        if self.hold_threshold > 1_000 || self.decline_threshold > 1_000 {
+            return Err(ConfigError::Risk("thresholds are scores from 0 to 1000".into()));
+        }
+        if self.hold_threshold > self.decline_threshold {
+            return Err(ConfigError::Risk(format!(
+                "the hold threshold ({}) is above the decline threshold ({})",
+                self.hold_threshold, self.decline_threshold
+            )));
+        }
+        Ok(corebank_risk_engine::EngineConfig {
+            rules: self.rules.clone(),
+            model: self.model.clone(),
+            require_model: self.require_model,
+            hold_threshold: self.hold_threshold,
+            decline_threshold: self.decline_threshold,
+            freeze_after: self.freeze_after,
+            daily_review_budget: self.daily_review_budget,
+            ..corebank_risk_engine::EngineConfig::default()
+        })
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_policy() -> String {
+    "open".into()
+}
+
+fn default_hold() -> u16 {
+    corebank_risk_engine::EngineConfig::default().hold_threshold
+}
+
+fn default_decline() -> u16 {
+    corebank_risk_engine::EngineConfig::default().decline_threshold
+}
+
+fn default_freeze_after() -> u32 {
+    corebank_risk_engine::EngineConfig::default().freeze_after
 }
 
 fn default_node_id() -> u64 {
@@ -122,6 +225,8 @@ pub enum ConfigError {
         "replicas authenticate each other with their node certificates under TLS: several replicas need --tls-ca (the CA that signed them)"
     )]
     PeerCaMissing,
+    #[error("risk screening: {0}")]
+    Risk(String),
 }
 
 /// `BRANCH=HOST:PORT` (a four-digit branch code and a replica's address), as in
@@ -159,6 +264,7 @@ impl ServerConfig {
             peer_api_key: None,
             routes: Vec::new(),
             registry: Vec::new(),
+            risk: RiskConfig::default(),
         }
     }
 
@@ -216,6 +322,10 @@ impl ServerConfig {
         }
         let members = self.member_map()?;
         self.route_map()?;
+        if self.risk.enabled {
+            self.risk.policy()?;
+            self.risk.engine()?;
+        }
         if let Some(bad) = self
             .registry
             .iter()

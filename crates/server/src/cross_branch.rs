@@ -78,8 +78,21 @@ impl BranchPort for LedgerPort {
     ) -> Result<Vec<CreateTransfersResult>, PortError> {
         match self {
             Self::Local { node, .. } => {
-                match node.submit(Request::CreateTransfers(transfers)).await {
-                    Ok(RequestOutcome::Transfers { results, .. }) => Ok(results),
+                // The reservation is the customer's payment and is screened; the
+                // saga's other legs are the bank's own.
+                let context = transfers
+                    .iter()
+                    .map(|t| corebank_screening::TransferContext {
+                        channel: if t.flags.contains(corebank_ledger::TransferFlags::PENDING) {
+                            corebank_screening::Channel::Unknown
+                        } else {
+                            corebank_screening::Channel::Internal
+                        },
+                        ..Default::default()
+                    })
+                    .collect();
+                match node.submit(Request::screened(transfers, context)).await {
+                    Ok(RequestOutcome::Screened { results, .. }) => Ok(results),
                     Ok(RequestOutcome::Refused(error)) => {
                         Err(PortError::rejected(error.to_string()))
                     }

@@ -50,6 +50,10 @@ pub fn banking(error: &BankingError) -> ApiError {
         B::HoldNotFound => ErrorCode::HoldNotFound,
         B::ExceedsHold => ErrorCode::InvalidAmount,
         B::Refused(_) => ErrorCode::FailedPrecondition,
+        B::DeclinedByRisk { .. } => ErrorCode::DeclinedByRisk,
+        B::AccountFrozen { .. } => ErrorCode::AccountFrozen,
+        B::HeldForReview => ErrorCode::HeldForReview,
+        B::RiskCheckUnavailable => ErrorCode::RiskCheckUnavailable,
     };
     ApiError::new(code, error.to_string()).with_reason(error.code())
 }

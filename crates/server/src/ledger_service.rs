@@ -65,8 +65,25 @@ impl ledger_server::Ledger for LedgerService {
         self.gate.check(&request, Scope::Transfer)?;
         let transfers = convert::transfers_from_request(request.get_ref()).map_err(Status::from)?;
         let count = transfers.len() as u64;
-        match self.node.submit(Request::CreateTransfers(transfers)).await {
-            Ok(RequestOutcome::Transfers { timestamp, results }) => {
+        // Screened like every customer transfer, except the deliveries of other
+        // branches' payments (screened at the payer's branch).
+        let context = transfers
+            .iter()
+            .map(|t| {
+                if t.code == corebank_banking::transfer_code::CROSS_BRANCH_IN {
+                    corebank_screening::TransferContext {
+                        channel: corebank_screening::Channel::Internal,
+                        ..Default::default()
+                    }
+                } else {
+                    corebank_screening::TransferContext::default()
+                }
+            })
+            .collect();
+        match self.node.submit(Request::screened(transfers, context)).await {
+            Ok(RequestOutcome::Screened {
+                timestamp, results, ..
+            }) => {
                 metrics::counter!("corebank_transfer_events_total", "outcome" => "created")
                     .increment(count - results.len() as u64);
                 metrics::counter!("corebank_transfer_events_total", "outcome" => "failed")

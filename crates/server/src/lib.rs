@@ -15,6 +15,7 @@ mod events_service;
 mod ledger_service;
 pub mod registry_link;
 pub mod replication;
+pub mod risk_service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use corebank_banking::{Branch, Product};
 use corebank_node::{Node, NodeConfig, Request, RequestOutcome};
 use corebank_proto::v1::{
     banking_server::BankingServer, events_server::EventsServer, ledger_server::LedgerServer,
+    risk_server::RiskServer,
 };
 use corebank_raft_net::serving::{self, CALLS_PER_CONNECTION_MAX, ServeOptions, stopped};
 use corebank_raft_net::{BindError, ServerTlsError, Serving};
@@ -33,7 +35,7 @@ use tokio::sync::watch;
 
 pub use admin::prometheus;
 pub use auth::Gate;
-pub use config::{ConfigError, ServerConfig, parse_route};
+pub use config::{ConfigError, RiskConfig, ServerConfig, parse_route};
 
 const STREAM_WINDOW_BYTES: u32 = 8 << 20;
 const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
@@ -56,11 +58,14 @@ pub enum ServerError {
     },
     #[error("cannot create the branch's internal accounts: {0}")]
     Setup(String),
+    #[error("the risk screen cannot start: {0}")]
+    Risk(String),
 }
 
 /// A running server; dropping it does not stop it, [`RunningServer::shutdown`] does.
 pub struct RunningServer {
     cross_branch: Arc<cross_branch::CrossBranch>,
+    engine: Option<Arc<corebank_risk_engine::Engine>>,
     node: Arc<Node>,
     serving: Serving,
 }
@@ -85,6 +90,11 @@ impl RunningServer {
 
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// The branch's fraud screen, when it screens.
+    pub fn risk_engine(&self) -> Option<&Arc<corebank_risk_engine::Engine>> {
+        self.engine.as_ref()
     }
 
     /// The coordinator of this branch's transfers to other branches.
@@ -244,6 +254,24 @@ async fn leader_duties(
     }
 }
 
+/// Reloads the rules file when it changes (a broken file is logged and the rules in
+/// force stay).
+async fn watch_rules(engine: Arc<corebank_risk_engine::Engine>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+        match engine.reload_rules_if_changed() {
+            Ok(true) => tracing::info!("the risk rules file changed; the new rules are in force"),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "the risk rules file changed but is refused; the rules in force stay");
+            }
+        }
+    }
+}
+
 /// Starts the replica and its services.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     config.validate()?;
@@ -266,7 +294,31 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let admin_addr = listeners.admin_addr;
 
     let members = config.member_map()?;
+    let engine = if config.risk.enabled {
+        let engine = corebank_risk_engine::Engine::new(config.risk.engine()?)
+            .map_err(|error| ServerError::Risk(error.to_string()))?;
+        if let Some(problem) = engine.model_problem()
+            && config.risk.model.is_some()
+        {
+            tracing::warn!(
+                problem,
+                policy = config.risk.failure_policy,
+                "the risk model could not be loaded"
+            );
+        }
+        Some(Arc::new(engine))
+    } else {
+        None
+    };
+    let screening = match &engine {
+        Some(engine) => Some(corebank_node::Screening {
+            screener: Arc::clone(engine) as Arc<dyn corebank_screening::Screener>,
+            on_failure: config.risk.policy()?,
+        }),
+        None => None,
+    };
     let node_config = NodeConfig {
+        screening,
         node_id: config.node_id,
         advertise_addr: config
             .advertise
@@ -322,6 +374,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         branch,
         next_serial: Arc::clone(&next_serial),
         cross_branch: Arc::clone(&cross_branch),
+        engine: engine.clone(),
+    })
+    .max_decoding_message_size(limit);
+    let risk = RiskServer::new(risk_service::RiskService {
+        node: Arc::clone(&node),
+        gate: gate.clone(),
+        branch,
+        engine: engine.clone(),
     })
     .max_decoding_message_size(limit);
     let events = EventsServer::new(events_service::EventsService {
@@ -341,6 +401,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .add_service(ledger)
         .add_service(banking)
         .add_service(events)
+        .add_service(risk)
         .add_service(raft_transport)
         .add_service(cluster);
 
@@ -382,6 +443,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             count_handshake_failures: true,
         },
     ));
+    if let Some(engine) = engine.clone() {
+        tasks.push(tokio::spawn(watch_rules(engine, stop_receiver.clone())));
+    }
     if let Some(listener) = listeners.admin {
         let node = Arc::clone(&node);
         let shutdown = stopped(stop_receiver);
@@ -393,6 +457,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     }
     Ok(RunningServer {
         cross_branch,
+        engine,
         node,
         serving: Serving {
             gate,

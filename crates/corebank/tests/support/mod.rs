@@ -101,19 +101,22 @@ impl NodeProcess {
     }
 
     pub fn insecure(data_dir: &Path) -> Self {
-        Self::start(
-            data_dir,
-            &[
-                "--branch",
-                "0001",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--insecure",
-            ],
-        )
-        .unwrap()
+        Self::insecure_with(data_dir, &[])
+    }
+
+    /// [`Self::insecure`] with more flags.
+    pub fn insecure_with(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--branch",
+            "0001",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--insecure",
+        ];
+        args.extend_from_slice(extra);
+        Self::start(data_dir, &args).unwrap()
     }
 
     /// The last lines of the node's stderr, for failure messages.
