@@ -4,6 +4,8 @@
 //! as sagas through the clearing accounts. Live progress once a second; at the end a
 //! report that checks every branch's books and reconciles the clearing accounts.
 
+mod fraud;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -75,6 +77,13 @@ pub struct DemoArgs {
     /// removed at the end). An existing directory continues where it stopped.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Simulated customers per branch whose month of payments (with labelled fraud)
+    /// is replayed through the fraud screen (0: none).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub fraud_customers: u32,
+    /// Days of the simulated customers' activity to replay.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub fraud_days: u32,
 }
 
 /// Why the run stopped.
@@ -519,6 +528,28 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // Cross-branch payments run beside the traffic inside the branches.
     let branches = Arc::new(branches);
+    // So does the customers' traffic through the fraud screen, one replay per branch.
+    let fraud_tasks: Vec<_> = if args.fraud_customers > 0 {
+        let trained = fraud::train_screen(&branches, args.seed, args.fraud_days)?;
+        if !args.quiet {
+            eprintln!("{trained}");
+        }
+        // The simulated customers are established ones: their month starts 400 days
+        // after their accounts were opened (the transfers carry these times).
+        let start_ns = now_ns().saturating_add(400 * 86_400 * 1_000_000_000);
+        (0..branches.len())
+            .map(|index| {
+                let branches = Arc::clone(&branches);
+                let (customers, days) = (args.fraud_customers, args.fraud_days);
+                let seed = args.seed.wrapping_add(1_000 + index as u64);
+                runtime.spawn(async move {
+                    fraud::replay(&branches[index], seed, customers, days, start_ns).await
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let counters = Arc::new(CrossCounters::default());
     let cross_stop = Arc::new(AtomicBool::new(false));
     let cross_tasks: Vec<_> = if branches.len() > 1 {
@@ -618,6 +649,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for task in cross_tasks {
         let _ = runtime.block_on(task);
     }
+    // The replays are short (seconds); the report waits for them.
+    let mut screening = fraud::FraudReplay::default();
+    for task in fraud_tasks {
+        match runtime.block_on(task) {
+            Ok(Ok(replay)) => screening.merge(&replay),
+            Ok(Err(error)) => eprintln!("the fraud replay stopped: {error:#}"),
+            Err(error) => eprintln!("the fraud replay stopped: {error}"),
+        }
+    }
     let reconciliation = runtime.block_on(reconcile(&branches, Duration::from_secs(20)))?;
     // What the registry learnt from the replicas' heartbeats.
     let directory_view = runtime.block_on(async {
@@ -643,6 +683,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         directory_view.as_deref(),
     );
     print!("{report}");
+    if args.fraud_customers > 0 {
+        print!("{}", fraud::report(&screening, None));
+    }
     println!(
         "  storage     Raft logs and snapshots in {}{}",
         data_dir.display(),

@@ -125,7 +125,7 @@ pub struct RiskArgs {
     /// Decline at or above this score, 0 to 1000 [default: 900].
     #[arg(long, value_name = "SCORE")]
     pub risk_decline_threshold: Option<u16>,
-    /// Freeze an account after this many high-risk transfers within a day; 0 never
+    /// Freeze an account after this many high-risk transfers within an hour; 0 never
     /// [default: 3].
     #[arg(long, value_name = "N")]
     pub risk_freeze_after: Option<u32>,

@@ -16,7 +16,7 @@ use corebank_risk::{
 pub enum RiskCommand {
     /// Train a model on a labelled CSV: supervised (gradient-boosted trees, the
     /// default) or unsupervised (anomaly model; never reads the label).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Score a labelled CSV with a model and print AUPRC, ROC-AUC, recall at 1% and
     /// 0.1% false-positive rate, precision at 80% recall and the confusion matrix.
     Eval(EvalArgs),
@@ -167,7 +167,7 @@ pub struct SplitArgs {
 /// Runs a `risk` subcommand.
 pub fn run(command: RiskCommand) -> anyhow::Result<ExitCode> {
     match command {
-        RiskCommand::Train(a) => train(a),
+        RiskCommand::Train(a) => train(*a),
         RiskCommand::Eval(a) => eval(a),
         RiskCommand::Split(a) => split(a),
         RiskCommand::Info(a) => info(a),

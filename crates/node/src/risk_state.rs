@@ -370,8 +370,14 @@ impl RiskState {
                 }
                 _ => {}
             }
+            // The screen freezes customers' deposit accounts (those that cannot be
+            // overdrawn), never the bank's own (its cash, its clearing accounts),
+            // which are the debit side of every deposit and every delivery.
             if decision.assessment.freeze_debit_account
-                && ledger.account(event.debit_account_id).is_some()
+                && ledger.account(event.debit_account_id).is_some_and(|a| {
+                    a.flags
+                        .contains(corebank_ledger::AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+                })
                 && !self.frozen.contains_key(&event.debit_account_id)
             {
                 self.frozen.insert(

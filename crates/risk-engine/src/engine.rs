@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
 const NS_PER_DAY: u64 = 86_400 * 1_000_000_000;
+const NS_PER_HOUR: u64 = 3_600 * 1_000_000_000;
 /// Resolution of the adaptive threshold: probability buckets.
 const BUCKETS: usize = 10_000;
 /// Transfers whose scoring inputs are kept for feedback.
@@ -75,7 +76,10 @@ impl Default for EngineConfig {
             hold_threshold: 600,
             decline_threshold: 900,
             freeze_after: 3,
-            freeze_window_ns: NS_PER_DAY,
+            // Several high-risk attempts within an hour is an attack in progress (card
+            // testing, a takeover draining the account); a day's scattered holds of a
+            // busy customer is not.
+            freeze_window_ns: NS_PER_HOUR,
             reporting_threshold: 1_000_000,
             tiny_amount: 200,
             max_accounts: 500_000,

@@ -255,6 +255,33 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
+/// A model trained on simulated traffic, with what it was trained on.
+#[derive(Debug)]
+pub struct TrainedModel {
+    pub model: Model,
+    pub rows: u64,
+    pub positives: u64,
+}
+
+/// Trains the supervised model on the engine's features of `config`'s simulated
+/// traffic (labels from the simulator). `progress(done, total)` follows the trees.
+pub fn train_on_simulation(
+    config: &SimConfig,
+    params: &Params,
+    progress: impl FnMut(usize, usize),
+) -> TrainedModel {
+    let rows = feature_rows(config);
+    let labels: Vec<bool> = rows.iter().map(|r| r.1).collect();
+    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.0.to_vec()).collect();
+    let names = FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
+    let model = Model::train(names, &x, &labels, params, progress);
+    TrainedModel {
+        model,
+        rows: u64::try_from(rows.len()).unwrap_or(u64::MAX),
+        positives: u64::try_from(labels.iter().filter(|&&l| l).count()).unwrap_or(0),
+    }
+}
+
 /// Trains the supervised model on the features of `train`'s traffic, scores `test`'s
 /// traffic through the full engine (rules, model, anomaly, calibration), picks the
 /// threshold keeping the false-positive rate on normal traffic under 1% and reports
@@ -264,15 +291,8 @@ pub fn evaluate_typologies(
     test: &SimConfig,
     params: &Params,
 ) -> Result<TypologyReport, EngineError> {
-    let rows = feature_rows(train);
-    let labels: Vec<bool> = rows.iter().map(|r| r.1).collect();
-    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.0.to_vec()).collect();
-    let names = FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
-    let model = Model::train(names, &x, &labels, params, |_, _| {});
-    let train_rows = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-    let train_positives = u64::try_from(labels.iter().filter(|&&l| l).count()).unwrap_or(0);
-    drop(x);
-    drop(rows);
+    let trained = train_on_simulation(train, params, |_, _| {});
+    let (model, train_rows, train_positives) = (trained.model, trained.rows, trained.positives);
 
     let engine = Engine::new(EngineConfig {
         reporting_threshold: test.reporting_threshold,

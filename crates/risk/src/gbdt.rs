@@ -105,6 +105,94 @@ pub struct Model {
     pub info: TrainingInfo,
     base: f64,
     trees: Vec<Vec<Node>>,
+    /// The trees flattened for scoring (derived from `trees`, not stored).
+    flat: Flat,
+}
+
+/// Every tree's nodes in one array of compact nodes (children as absolute indices; a
+/// leaf has `feature == LEAF` and its value in `threshold`), and each node's value as
+/// a leaf (for explanations) in a parallel array.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Flat {
+    nodes: Vec<FlatNode>,
+    values: Vec<f64>,
+    roots: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FlatNode {
+    threshold: f64,
+    feature: u32,
+    left: u32,
+    right: u32,
+    missing_left: bool,
+}
+
+const LEAF: u32 = u32::MAX;
+
+impl Flat {
+    fn new(trees: &[Vec<Node>]) -> Flat {
+        let mut flat = Flat::default();
+        let index = |offset: usize, at: usize| u32::try_from(offset + at).unwrap_or(LEAF);
+        for tree in trees {
+            let offset = flat.nodes.len();
+            flat.roots.push(index(offset, 0));
+            for node in tree {
+                match node {
+                    Node::Leaf(v) => {
+                        flat.nodes.push(FlatNode {
+                            threshold: *v,
+                            feature: LEAF,
+                            left: 0,
+                            right: 0,
+                            missing_left: false,
+                        });
+                        flat.values.push(*v);
+                    }
+                    Node::Split {
+                        feature,
+                        threshold,
+                        missing_left,
+                        left,
+                        right,
+                        value,
+                    } => {
+                        flat.nodes.push(FlatNode {
+                            threshold: *threshold,
+                            feature: u32::try_from(*feature).unwrap_or(LEAF - 1),
+                            left: index(offset, *left),
+                            right: index(offset, *right),
+                            missing_left: *missing_left,
+                        });
+                        flat.values.push(*value);
+                    }
+                }
+            }
+        }
+        flat
+    }
+
+    /// Walks one tree; `visit(feature, parent index, child index)` at each split.
+    #[inline]
+    fn walk(&self, root: u32, row: &[f64], mut visit: impl FnMut(usize, usize, usize)) -> f64 {
+        let mut at = root as usize;
+        while let Some(n) = self.nodes.get(at) {
+            if n.feature == LEAF {
+                return n.threshold;
+            }
+            let feature = n.feature as usize;
+            let x = row.get(feature).copied().unwrap_or(f64::NAN);
+            let go_left = if x.is_nan() {
+                n.missing_left
+            } else {
+                x <= n.threshold
+            };
+            let next = if go_left { n.left } else { n.right } as usize;
+            visit(feature, at, next);
+            at = next;
+        }
+        0.0
+    }
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -443,6 +531,7 @@ impl Model {
                 training_seconds: 0.0,
             },
             base: prior,
+            flat: Flat::new(&trees),
             trees,
         }
     }
@@ -450,33 +539,8 @@ impl Model {
     /// The raw margin (log-odds) of one row.
     pub fn margin(&self, row: &[f64]) -> f64 {
         let mut sum = self.base;
-        for tree in &self.trees {
-            let mut at = 0;
-            loop {
-                match tree.get(at) {
-                    Some(Node::Leaf(v)) => {
-                        sum += v;
-                        break;
-                    }
-                    Some(Node::Split {
-                        feature,
-                        threshold,
-                        missing_left,
-                        left,
-                        right,
-                        ..
-                    }) => {
-                        let x = row.get(*feature).copied().unwrap_or(f64::NAN);
-                        let go_left = if x.is_nan() {
-                            *missing_left
-                        } else {
-                            x <= *threshold
-                        };
-                        at = if go_left { *left } else { *right };
-                    }
-                    None => break,
-                }
-            }
+        for &root in &self.flat.roots {
+            sum += self.flat.walk(root, row, |_, _, _| {});
         }
         sum
     }
@@ -494,41 +558,15 @@ impl Model {
         out.clear();
         out.extend((0..self.features.len()).map(|j| (j, 0.0)));
         let mut sum = self.base;
-        for tree in &self.trees {
-            let mut at = 0;
-            loop {
-                match tree.get(at) {
-                    Some(Node::Leaf(v)) => {
-                        sum += v;
-                        break;
-                    }
-                    Some(Node::Split {
-                        feature,
-                        threshold,
-                        missing_left,
-                        left,
-                        right,
-                        value,
-                    }) => {
-                        let x = row.get(*feature).copied().unwrap_or(f64::NAN);
-                        let go_left = if x.is_nan() {
-                            *missing_left
-                        } else {
-                            x <= *threshold
-                        };
-                        let next = if go_left { *left } else { *right };
-                        let child = match tree.get(next) {
-                            Some(Node::Leaf(v)) | Some(Node::Split { value: v, .. }) => *v,
-                            None => *value,
-                        };
-                        if let Some(slot) = out.get_mut(*feature) {
-                            slot.1 += child - value;
-                        }
-                        at = next;
-                    }
-                    None => break,
+        let values = &self.flat.values;
+        for &root in &self.flat.roots {
+            sum += self.flat.walk(root, row, |feature, parent, child| {
+                if let (Some(slot), Some(p), Some(c)) =
+                    (out.get_mut(feature), values.get(parent), values.get(child))
+                {
+                    slot.1 += c - p;
                 }
-            }
+            });
         }
         top_k(out, k);
         sigmoid(sum)
@@ -590,6 +628,7 @@ impl Model {
             categories: header.categories,
             info: header.training,
             base: body.base,
+            flat: Flat::new(&body.trees),
             trees: body.trees,
         })
     }

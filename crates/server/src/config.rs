@@ -96,7 +96,7 @@ pub struct RiskConfig {
     /// Decline at or above this score.
     #[serde(default = "default_decline")]
     pub decline_threshold: u16,
-    /// Freeze an account after this many high-risk transfers within a day (0: never).
+    /// Freeze an account after this many high-risk transfers within an hour (0: never).
     #[serde(default = "default_freeze_after")]
     pub freeze_after: u32,
     /// Adapt the hold threshold to hold about this many transfers a day.
