@@ -58,6 +58,14 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// The stable name (as in the JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+
     /// High from a score of 900 (of 1000), medium below.
     pub fn of_score(score: u32) -> Severity {
         if score >= 900 {

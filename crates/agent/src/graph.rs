@@ -210,6 +210,8 @@ struct AccountState {
     last_seen_ns: u64,
     /// When it was last flagged as a mule.
     flagged_ns: Option<u64>,
+    /// When it was last part of a reported ring.
+    ring_reported_ns: Option<u64>,
 }
 
 /// Cross-branch features of one account over the window ending at its latest
@@ -484,10 +486,29 @@ impl MuleDetector {
         (payees.into_iter().collect(), payers.into_iter().collect())
     }
 
-    /// A new mule → mule link: the whole chain through it, once per link.
+    /// Whether `account` was part of a ring reported within the window.
+    fn in_reported_ring(&self, account: u128, now: u64) -> bool {
+        self.accounts
+            .get(&account)
+            .and_then(|a| a.ring_reported_ns)
+            .is_some_and(|t| now.saturating_sub(t) <= self.config.window_ns)
+    }
+
+    /// A new mule → mule link: the whole chain through it. A link between two accounts
+    /// both already in a ring reported within the window adds nothing new and is not
+    /// reported again (a dense web of mules gives one alert per new account, not one
+    /// per pair).
     fn link(&mut self, from: u128, to: u128, now: u64) -> Option<Detection> {
-        if from == to || !self.reported_links.insert((from, to)) {
+        if from == to
+            || (self.in_reported_ring(from, now) && self.in_reported_ring(to, now))
+            || !self.reported_links.insert((from, to))
+        {
             return None;
+        }
+        if self.reported_links.len() > self.config.max_accounts {
+            // Bounded: the per-account stamps carry the deduplication from here.
+            self.reported_links.clear();
+            self.reported_links.insert((from, to));
         }
         // Walk upstream from `from` and downstream from `to` through flagged accounts.
         let max = self.config.max_chain.max(2);
@@ -533,6 +554,11 @@ impl MuleDetector {
                     .collect()
             })
             .unwrap_or_default();
+        for account in &accounts {
+            if let Some(state) = self.accounts.get_mut(account) {
+                state.ring_reported_ns = Some(now);
+            }
+        }
         Some(Detection {
             kind: "mule_ring",
             branches: accounts.iter().map(|a| branch_of(*a)).collect(),

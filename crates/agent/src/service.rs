@@ -176,6 +176,16 @@ impl RunningAgent {
         self.shared.registry.dir()
     }
 
+    /// Up to `limit` alerts after id `after`, oldest first (what `GET /alerts` serves).
+    pub fn alerts(&self, after: u64, limit: usize) -> Vec<Alert> {
+        lock(&self.shared.alerts).after(after, limit)
+    }
+
+    /// Alerts raised so far, by kind.
+    pub fn alert_counts(&self) -> Vec<(AlertKind, u64)> {
+        lock(&self.shared.alerts).counts()
+    }
+
     /// Stops the followers and the HTTP server (open event streams get `grace`).
     pub async fn shutdown(mut self, grace: Duration) {
         for task in &self.tasks {

@@ -272,13 +272,19 @@ pub enum BankingError {
     HoldNotFound,
     #[error("the amount is larger than the hold")]
     ExceedsHold,
-    #[error("the bank's fraud checks declined this transfer from account {account}; nothing was moved")]
+    #[error(
+        "the bank's fraud checks declined this transfer from account {account}; nothing was moved"
+    )]
     DeclinedByRisk { account: String },
     #[error("account {account} is frozen for a fraud review and cannot send money")]
     AccountFrozen { account: String },
-    #[error("the transfer is held for a fraud review; only an analyst's decision releases or rejects it")]
+    #[error(
+        "the transfer is held for a fraud review; only an analyst's decision releases or rejects it"
+    )]
     HeldForReview,
-    #[error("the fraud checks could not run and this branch refuses transfers without them; retry later with the same key")]
+    #[error(
+        "the fraud checks could not run and this branch refuses transfers without them; retry later with the same key"
+    )]
     RiskCheckUnavailable,
     #[error("the ledger refused the operation: {0}")]
     Refused(&'static str),

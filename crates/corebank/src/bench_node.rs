@@ -119,8 +119,10 @@ async fn setup(endpoint: &str, base: u128, accounts: u32) -> anyhow::Result<()> 
         })
         .collect();
     for chunk in funding.chunks(8_190) {
+        // Funding is the bank's own movement: it does not go through the fraud screen.
         let request = v1::CreateTransfersRequest {
             transfers: chunk.iter().copied().map(Into::into).collect(),
+            internal: true,
             ..Default::default()
         };
         let response = client.create_transfers(request).await?.into_inner();

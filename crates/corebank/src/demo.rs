@@ -528,9 +528,23 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // Cross-branch payments run beside the traffic inside the branches.
     let branches = Arc::new(branches);
+    // The risk agent follows every branch's events and risk journal and raises alerts.
+    let agent = if args.fraud_customers > 0 {
+        let agent = runtime.block_on(fraud::start_agent(&branches, &data_dir))?;
+        if !args.quiet {
+            eprintln!(
+                "risk agent on http://{} (GET /alerts, /alerts/stream, /status, /models)",
+                agent.addr()
+            );
+        }
+        Some(agent)
+    } else {
+        None
+    };
     // So does the customers' traffic through the fraud screen, one replay per branch.
     let fraud_tasks: Vec<_> = if args.fraud_customers > 0 {
-        let trained = fraud::train_screen(&branches, args.seed, args.fraud_days)?;
+        let trained =
+            fraud::train_screen(&branches, args.seed, args.fraud_customers, args.fraud_days)?;
         if !args.quiet {
             eprintln!("{trained}");
         }
@@ -683,8 +697,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         directory_view.as_deref(),
     );
     print!("{report}");
-    if args.fraud_customers > 0 {
-        print!("{}", fraud::report(&screening, None));
+    if let Some(agent) = agent {
+        let alerts = runtime.block_on(fraud::settle_alerts(&agent));
+        print!("{}", fraud::report(&screening, Some(&alerts)));
+        runtime.block_on(agent.shutdown(Duration::from_secs(1)));
     }
     println!(
         "  storage     Raft logs and snapshots in {}{}",

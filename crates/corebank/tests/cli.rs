@@ -85,7 +85,18 @@ fn replay_of_a_missing_file_fails_with_a_clear_message() {
 #[test]
 fn demo_runs_three_branches_with_cross_branch_transfers_and_reconciles() {
     let output = corebank()
-        .args(["demo", "--seconds", "2", "--quiet", "--customers", "500"])
+        .args([
+            "demo",
+            "--seconds",
+            "2",
+            "--quiet",
+            "--customers",
+            "500",
+            "--fraud-customers",
+            "40",
+            "--fraud-days",
+            "10",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -113,6 +124,18 @@ fn demo_runs_three_branches_with_cross_branch_transfers_and_reconciles() {
             "no bank-wide line for {currency}:\n{stdout}"
         );
     }
+    // The simulated customers' traffic went through the fraud screen.
+    assert!(stdout.contains("Fraud screening"), "{stdout}");
+    let legitimate = stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("legitimate"))
+        .unwrap_or_else(|| panic!("no screening line for legitimate traffic:\n{stdout}"));
+    let screened: u64 = legitimate
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(screened > 100, "{legitimate}");
     let cross = stdout
         .lines()
         .find(|line| line.contains("cross-branch") && line.contains("started"))

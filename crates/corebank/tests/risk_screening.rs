@@ -130,7 +130,10 @@ fn held_declined_and_frozen_through_the_cli() {
     let (bob, _) = open(&node, "bob", "100.00");
 
     // Approved: an ordinary payment.
-    let receipt = ok(&node, &mobile(&alice, &bob, "10.00", &["--idempotency-key", "k1"]));
+    let receipt = ok(
+        &node,
+        &mobile(&alice, &bob, "10.00", &["--idempotency-key", "k1"]),
+    );
     assert_eq!(receipt["status"], "posted");
     assert_eq!(receipt["held_for_review"], false);
 
@@ -141,7 +144,14 @@ fn held_declined_and_frozen_through_the_cli() {
             &alice,
             &bob,
             "700.00",
-            &["--idempotency-key", "k2", "--device", "phone-1", "--location", "48.8566,2.3522"],
+            &[
+                "--idempotency-key",
+                "k2",
+                "--device",
+                "phone-1",
+                "--location",
+                "48.8566,2.3522",
+            ],
         ),
     );
     assert_eq!(receipt["status"], "pending", "{receipt}");
@@ -155,27 +165,58 @@ fn held_declined_and_frozen_through_the_cli() {
     assert_eq!(queue["held"][0]["transfer_id"], held_id.as_str());
     assert_eq!(queue["held"][0]["assessment"]["verdict"], "hold");
     // A retry reports the same held transfer; the customer cannot capture it.
-    let again = ok(&node, &mobile(&alice, &bob, "700.00", &["--idempotency-key", "k2"]));
+    let again = ok(
+        &node,
+        &mobile(&alice, &bob, "700.00", &["--idempotency-key", "k2"]),
+    );
     assert_eq!(again["replayed"], true);
     assert_eq!(again["held_for_review"], true);
     failed(&node, &["capture-hold", &held_id], "held_for_review");
 
     // Released once: the money moves once; a second review is refused.
-    let review = ok(&node, &["review", &held_id, "--release", "--note", "called the customer"]);
+    let review = ok(
+        &node,
+        &[
+            "review",
+            &held_id,
+            "--release",
+            "--note",
+            "called the customer",
+        ],
+    );
     assert_eq!(review["outcome"], "released");
     assert_eq!(posted(&node, &bob), "810.00");
     assert_eq!(available(&node, &alice), "9290.00");
-    let refused = failed(&node, &["review", &held_id, "--reject"], "failed_precondition");
+    let refused = failed(
+        &node,
+        &["review", &held_id, "--reject"],
+        "failed_precondition",
+    );
     assert_eq!(refused["error"]["reason"], "not_held");
     assert_eq!(posted(&node, &bob), "810.00");
-    let again = ok(&node, &mobile(&alice, &bob, "700.00", &["--idempotency-key", "k2"]));
+    let again = ok(
+        &node,
+        &mobile(&alice, &bob, "700.00", &["--idempotency-key", "k2"]),
+    );
     assert_eq!(again["status"], "posted");
 
     // Held then rejected: the reservation returns.
-    let receipt = ok(&node, &mobile(&alice, &bob, "800.00", &["--idempotency-key", "k3"]));
+    let receipt = ok(
+        &node,
+        &mobile(&alice, &bob, "800.00", &["--idempotency-key", "k3"]),
+    );
     let rejected_id = receipt["transfer_id"].as_str().unwrap().to_owned();
     assert_eq!(available(&node, &alice), "8490.00");
-    ok(&node, &["review", &rejected_id, "--reject", "--note", "customer denies it"]);
+    ok(
+        &node,
+        &[
+            "review",
+            &rejected_id,
+            "--reject",
+            "--note",
+            "customer denies it",
+        ],
+    );
     assert_eq!(available(&node, &alice), "9290.00");
     assert_eq!(posted(&node, &bob), "810.00");
     assert_eq!(ok(&node, &["held"])["total"], 0);
@@ -187,7 +228,12 @@ fn held_declined_and_frozen_through_the_cli() {
             &mobile(&alice, &bob, "5000.00", &["--idempotency-key", key]),
             "declined_by_risk",
         );
-        assert!(refused["error"]["message"].as_str().unwrap().contains(&alice));
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&alice)
+        );
         assert_eq!(available(&node, &alice), "9290.00");
         assert_eq!(posted(&node, &bob), "810.00");
     }
@@ -198,13 +244,20 @@ fn held_declined_and_frozen_through_the_cli() {
         "declined_by_risk",
     );
     let frozen = ok(&node, &["frozen"]);
-    assert_eq!(frozen["frozen"][0]["account_id"], alice_id.as_str(), "{frozen}");
+    assert_eq!(
+        frozen["frozen"][0]["account_id"],
+        alice_id.as_str(),
+        "{frozen}"
+    );
     failed(&node, &["transfer", &alice, &bob, "1.00"], "account_frozen");
     failed(&node, &["withdraw", &alice, "1.00"], "account_frozen");
     // Credits still arrive.
     ok(&node, &["transfer", &bob, &alice, "1.00"]);
     assert_eq!(available(&node, &alice), "9291.00");
-    ok(&node, &["unfreeze", &alice_id, "--note", "verified in branch"]);
+    ok(
+        &node,
+        &["unfreeze", &alice_id, "--note", "verified in branch"],
+    );
     ok(&node, &["transfer", &alice, &bob, "1.00"]);
     failed(&node, &["unfreeze", &alice_id], "failed_precondition");
 
@@ -216,10 +269,21 @@ fn held_declined_and_frozen_through_the_cli() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds[..4], ["held", "released", "held", "rejected"], "{kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == "declined").count(), 3, "{kinds:?}");
+    assert_eq!(
+        kinds[..4],
+        ["held", "released", "held", "rejected"],
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "declined").count(),
+        3,
+        "{kinds:?}"
+    );
     let frozen_at = kinds.iter().position(|k| *k == "frozen").unwrap();
-    assert!(frozen_at > 4 && kinds.last() == Some(&"unfrozen"), "{kinds:?}");
+    assert!(
+        frozen_at > 4 && kinds.last() == Some(&"unfrozen"),
+        "{kinds:?}"
+    );
     let status = ok(&node, &["risk-status"]);
     assert_eq!(status["screening"], true);
     assert_eq!(status["failure_policy"], "open");
@@ -241,7 +305,11 @@ fn held_declined_and_frozen_through_the_cli() {
     }
     std::fs::write(&rules, "version = 1\n[[rule]]\nname = \"broken\"\nwhen = [{ feature = \"no_such_feature\", above = 1 }]\n").unwrap();
     std::thread::sleep(Duration::from_millis(2_500));
-    failed(&node, &mobile(&bob, &alice, "40.00", &[]), "declined_by_risk");
+    failed(
+        &node,
+        &mobile(&bob, &alice, "40.00", &[]),
+        "declined_by_risk",
+    );
     ok(&node, &mobile(&bob, &alice, "20.00", &[]));
     node.stop();
 }
@@ -262,11 +330,20 @@ fn failure_policy_when_the_model_is_missing_and_bad_models_are_refused() {
                 policy,
             ],
         );
-        let account = ok(&node, &["open-account", "--customer", "carol", "--currency", "EUR"]);
+        let account = ok(
+            &node,
+            &["open-account", "--customer", "carol", "--currency", "EUR"],
+        );
         let number = account["account"].as_str().unwrap().to_owned();
-        let other = ok(&node, &["open-account", "--customer", "dave", "--currency", "EUR"]);
+        let other = ok(
+            &node,
+            &["open-account", "--customer", "dave", "--currency", "EUR"],
+        );
         let other = other["account"].as_str().unwrap().to_owned();
-        let deposit = client(&node, &["deposit", &number, "100.00", "--idempotency-key", "dep"]);
+        let deposit = client(
+            &node,
+            &["deposit", &number, "100.00", "--idempotency-key", "dep"],
+        );
         if expect_refusal {
             assert!(!deposit.status.success());
             let value: Value = serde_json::from_slice(&deposit.stdout).unwrap();
@@ -297,7 +374,10 @@ fn failure_policy_when_the_model_is_missing_and_bad_models_are_refused() {
             "{refused}"
         );
         let after = ok(&node, &["risk-status"]);
-        assert!(after["engine"].as_str().unwrap().contains("model none"), "{after}");
+        assert!(
+            after["engine"].as_str().unwrap().contains("model none"),
+            "{after}"
+        );
         node.stop();
     }
 }

@@ -15,10 +15,10 @@ use corebank_ledger::{
 };
 use corebank_money::Currency;
 use corebank_node::{Node, Request, RequestOutcome};
-use corebank_screening::{Channel, GeoPoint, TransferContext, Verdict};
 use corebank_proto::convert::u128_field;
 use corebank_proto::v1::{self, banking_server};
 use corebank_proto::{ApiError, ErrorCode};
+use corebank_screening::{Channel, GeoPoint, TransferContext, Verdict};
 use corebank_security::Scope;
 use tonic::{Response, Status};
 
@@ -90,7 +90,12 @@ fn context_of(context: Option<&v1::TransferContext>) -> Result<TransferContext, 
     let merchant_category = u16::try_from(context.merchant_category)
         .ok()
         .filter(|mcc| *mcc <= 9_999)
-        .ok_or_else(|| invalid("context.merchant_category", "a merchant category code has four digits"))?;
+        .ok_or_else(|| {
+            invalid(
+                "context.merchant_category",
+                "a merchant category code has four digits",
+            )
+        })?;
     if context.device_id.len() > DEVICE_ID_BYTES_MAX {
         return Err(invalid(
             "context.device_id",
@@ -236,7 +241,11 @@ impl BankingService {
         transfers: Vec<Transfer>,
         context: Vec<TransferContext>,
     ) -> Result<Submitted, Status> {
-        match self.node.submit(Request::screened(transfers, context)).await {
+        match self
+            .node
+            .submit(Request::screened(transfers, context))
+            .await
+        {
             Ok(RequestOutcome::Screened {
                 timestamp,
                 results,

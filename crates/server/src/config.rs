@@ -122,14 +122,20 @@ impl Default for RiskConfig {
 
 impl RiskConfig {
     pub fn policy(&self) -> Result<corebank_node::FailurePolicy, ConfigError> {
-        corebank_node::FailurePolicy::from_name(&self.failure_policy)
-            .ok_or_else(|| ConfigError::Risk(format!("the failure policy is open or closed, not {:?}", self.failure_policy)))
+        corebank_node::FailurePolicy::from_name(&self.failure_policy).ok_or_else(|| {
+            ConfigError::Risk(format!(
+                "the failure policy is open or closed, not {:?}",
+                self.failure_policy
+            ))
+        })
     }
 
     /// The engine's configuration.
     pub fn engine(&self) -> Result<corebank_risk_engine::EngineConfig, ConfigError> {
         if self.hold_threshold > 1_000 || self.decline_threshold > 1_000 {
-            return Err(ConfigError::Risk("thresholds are scores from 0 to 1000".into()));
+            return Err(ConfigError::Risk(
+                "thresholds are scores from 0 to 1000".into(),
+            ));
         }
         if self.hold_threshold > self.decline_threshold {
             return Err(ConfigError::Risk(format!(

@@ -62,7 +62,15 @@ impl ledger_server::Ledger for LedgerService {
         &self,
         request: tonic::Request<v1::CreateTransfersRequest>,
     ) -> Result<Response<v1::CreateTransfersResponse>, Status> {
-        self.gate.check(&request, Scope::Transfer)?;
+        self.gate.check(
+            &request,
+            if request.get_ref().internal {
+                Scope::Admin
+            } else {
+                Scope::Transfer
+            },
+        )?;
+        let internal = request.get_ref().internal;
         let transfers = convert::transfers_from_request(request.get_ref()).map_err(Status::from)?;
         let count = transfers.len() as u64;
         // Screened like every customer transfer, except the deliveries of other
@@ -70,7 +78,7 @@ impl ledger_server::Ledger for LedgerService {
         let context = transfers
             .iter()
             .map(|t| {
-                if t.code == corebank_banking::transfer_code::CROSS_BRANCH_IN {
+                if internal || t.code == corebank_banking::transfer_code::CROSS_BRANCH_IN {
                     corebank_screening::TransferContext {
                         channel: corebank_screening::Channel::Internal,
                         ..Default::default()
@@ -80,7 +88,11 @@ impl ledger_server::Ledger for LedgerService {
                 }
             })
             .collect();
-        match self.node.submit(Request::screened(transfers, context)).await {
+        match self
+            .node
+            .submit(Request::screened(transfers, context))
+            .await
+        {
             Ok(RequestOutcome::Screened {
                 timestamp, results, ..
             }) => {

@@ -76,7 +76,10 @@ pub fn assessment(
 }
 
 /// The proto form of an applied decision (for receipts).
-pub fn decision_assessment(engine: Option<&Engine>, assessment: &Assessment) -> v1::ScreenAssessment {
+pub fn decision_assessment(
+    engine: Option<&Engine>,
+    assessment: &Assessment,
+) -> v1::ScreenAssessment {
     self::assessment(
         engine,
         assessment.verdict,
@@ -105,10 +108,16 @@ impl RiskService {
             debit_account: self.label(held.debit_account),
             credit_account: self.label(held.credit_account),
             amount_minor: u128_field(held.amount),
-            amount: currency.map_or_else(|| held.amount.to_string(), |c| c.format_amount(held.amount)),
+            amount: currency
+                .map_or_else(|| held.amount.to_string(), |c| c.format_amount(held.amount)),
             currency: currency.map_or_else(String::new, |c| c.alpha.to_string()),
             timestamp_ns: held.timestamp,
-            assessment: Some(assessment(self.engine(), Verdict::Hold, held.score, &held.reasons)),
+            assessment: Some(assessment(
+                self.engine(),
+                Verdict::Hold,
+                held.score,
+                &held.reasons,
+            )),
         }
     }
 
@@ -128,7 +137,12 @@ impl RiskService {
             counterparty_id: u128_field(event.counterparty),
             amount_minor: u128_field(event.amount),
             ledger: event.ledger,
-            assessment: Some(assessment(self.engine(), verdict, event.score, &event.reasons)),
+            assessment: Some(assessment(
+                self.engine(),
+                verdict,
+                event.score,
+                &event.reasons,
+            )),
             note: event.note.clone(),
             branch: u32::from(self.branch.code.get()),
         }
@@ -177,11 +191,14 @@ impl RiskService {
         })
     }
 
-    async fn act(&self, action: RiskAction) -> Result<(u64, Vec<corebank_ledger::CreateTransfersResult>), Status> {
+    async fn act(
+        &self,
+        action: RiskAction,
+    ) -> Result<(u64, Vec<corebank_ledger::CreateTransfersResult>), Status> {
         match self.node.submit(Request::Risk(action)).await {
-            Ok(RequestOutcome::Risk { timestamp, outcome }) => outcome
-                .map(|results| (timestamp, results))
-                .map_err(refusal),
+            Ok(RequestOutcome::Risk { timestamp, outcome }) => {
+                outcome.map(|results| (timestamp, results)).map_err(refusal)
+            }
             Ok(RequestOutcome::Refused(error)) => Err(errors::status(error.into())),
             Ok(_) => Err(errors::status(ApiError::new(
                 ErrorCode::Internal,
@@ -275,7 +292,8 @@ impl risk_server::Risk for RiskService {
         // The review's own id is derived from the held one, so that a repeated review
         // (after a lost answer) finds the first one's outcome rather than a second.
         let review_id = u128::from_le_bytes(
-            blake3::hash(&[b"corebank-review".as_slice(), &held_id.to_le_bytes()].concat()).as_bytes()[..16]
+            blake3::hash(&[b"corebank-review".as_slice(), &held_id.to_le_bytes()].concat())
+                .as_bytes()[..16]
                 .try_into()
                 .unwrap_or([1; 16]),
         )
@@ -335,7 +353,9 @@ impl risk_server::Risk for RiskService {
             account_id: u128_field(account),
             account: self.label(account),
             since_ns: frozen.as_ref().map_or(timestamp, |f| f.since),
-            reason: frozen.as_ref().map(|f| reason(self.engine(), ReasonCode(f.reason))),
+            reason: frozen
+                .as_ref()
+                .map(|f| reason(self.engine(), ReasonCode(f.reason))),
             note: frozen.map_or(note, |f| f.note),
         }))
     }
@@ -361,7 +381,12 @@ impl risk_server::Risk for RiskService {
         self.gate.check(&request, Scope::Read)?;
         let frozen = self
             .node
-            .read_risk(|_, risk| risk.frozen().take(LIST_MAX * 10).cloned().collect::<Vec<_>>())
+            .read_risk(|_, risk| {
+                risk.frozen()
+                    .take(LIST_MAX * 10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
             .await
             .map_err(|e| errors::status(errors::read(e)))?;
         Ok(Response::new(v1::ListFrozenResponse {

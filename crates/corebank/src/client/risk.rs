@@ -197,11 +197,7 @@ pub(super) async fn held(client: &Client, args: HeldArgs) -> Result<Output, Fail
     }
     Ok(Output {
         json: json!({ "held": items, "total": response.total }),
-        text: format!(
-            "{}{} held for review\n",
-            table.render(),
-            response.total
-        ),
+        text: format!("{}{} held for review\n", table.render(), response.total),
     })
 }
 
@@ -231,7 +227,11 @@ pub(super) async fn review(client: &Client, args: ReviewArgs) -> Result<Output, 
     })
 }
 
-pub(super) async fn freeze(client: &Client, args: FreezeArgs, freeze: bool) -> Result<Output, Failure> {
+pub(super) async fn freeze(
+    client: &Client,
+    args: FreezeArgs,
+    freeze: bool,
+) -> Result<Output, Failure> {
     let id = parse_id(&args.account_id, "account_id")?;
     let mut stub = client.risk_stub();
     if freeze {
@@ -288,7 +288,10 @@ pub(super) async fn frozen(client: &Client) -> Result<Output, Failure> {
     let mut items = Vec::new();
     for f in &response.frozen {
         let id = u128_of(f.account_id.as_ref()).to_string();
-        let reason = f.reason.as_ref().map_or_else(String::new, |r| r.name.clone());
+        let reason = f
+            .reason
+            .as_ref()
+            .map_or_else(String::new, |r| r.name.clone());
         table.row(vec![
             id.clone(),
             f.account.clone(),
@@ -380,7 +383,10 @@ fn status_output(status: &v1::RiskStatus) -> Output {
             "frozen_accounts": status.frozen_accounts,
         }),
         text: pairs(&[
-            ("screening", if status.screening { "on" } else { "off" }.into()),
+            (
+                "screening",
+                if status.screening { "on" } else { "off" }.into(),
+            ),
             ("on failure", status.failure_policy.clone()),
             ("screened", status.screened.to_string()),
             ("held", status.held.to_string()),

@@ -190,8 +190,8 @@ pub(super) async fn replay(
         if events.is_empty() {
             continue;
         }
-        let outcome = submit_to_branch(run, Request::screened(events.clone(), contexts.clone()))
-            .await?;
+        let outcome =
+            submit_to_branch(run, Request::screened(events.clone(), contexts.clone())).await?;
         let RequestOutcome::Screened {
             results, decisions, ..
         } = outcome
@@ -267,12 +267,17 @@ pub(super) async fn replay(
 /// Trains the screen's supervised model on a simulated month of other customers
 /// (another seed) and puts it in service on every replica of every branch. Returns a
 /// line for the operator.
-pub(super) fn train_screen(branches: &[BranchRun], seed: u64, days: u32) -> anyhow::Result<String> {
+pub(super) fn train_screen(
+    branches: &[BranchRun],
+    seed: u64,
+    customers: u32,
+    days: u32,
+) -> anyhow::Result<String> {
     let started = std::time::Instant::now();
     let config = SimConfig {
         seed: seed.wrapping_add(77_777),
         branches: 1,
-        customers: 600,
+        customers: customers.saturating_mul(2).max(100),
         days,
         ..SimConfig::default()
     };
@@ -297,6 +302,68 @@ pub(super) fn train_screen(branches: &[BranchRun], seed: u64, days: u32) -> anyh
         trained.positives,
         started.elapsed().as_secs_f64()
     ))
+}
+
+/// Starts the risk agent beside the branches (port 7070, or a free one), following
+/// every replica of every branch.
+pub(super) async fn start_agent(
+    branches: &[BranchRun],
+    data_dir: &std::path::Path,
+) -> anyhow::Result<corebank_agent::RunningAgent> {
+    let targets = branches
+        .iter()
+        .map(|branch| corebank_agent::BranchTarget {
+            code: branch.code.get(),
+            endpoints: branch
+                .servers
+                .iter()
+                .map(|s| s.grpc_addr().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        })
+        .collect();
+    let mut client = corebank_client::ClientConfig::new(String::new());
+    client.keep_alive_interval = Some(std::time::Duration::from_secs(10));
+    let config = corebank_agent::AgentConfig::new(targets, client, data_dir.join("agent-models"));
+    let port = super::pick_ports(7070, 1).first().copied().unwrap_or(0);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    Ok(corebank_agent::service::start(config, listener).await?)
+}
+
+/// Waits until the agent has read what the branches recorded (its alert count stops
+/// growing), then describes its alerts.
+pub(super) async fn settle_alerts(agent: &corebank_agent::RunningAgent) -> String {
+    let mut last = None;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let total: u64 = agent.alert_counts().iter().map(|(_, n)| n).sum();
+        if last == Some(total) {
+            break;
+        }
+        last = Some(total);
+    }
+    let counts = agent.alert_counts();
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    let mut out = format!(
+        "  risk agent  http://{}: {total} alerts ({})\n",
+        agent.addr(),
+        counts
+            .iter()
+            .map(|(kind, n)| format!("{} {n}", kind.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let alerts = agent.alerts(0, usize::MAX);
+    for alert in alerts.iter().rev().take(5) {
+        out.push_str(&format!(
+            "    #{:<6} {:<9} {:<6} {}\n",
+            alert.id,
+            alert.alert.kind.name(),
+            alert.alert.severity.name(),
+            alert.alert.summary
+        ));
+    }
+    out
 }
 
 /// Transfer ids of the replay: their own range, apart from the workload's.
