@@ -9,11 +9,11 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::NodeProcess;
+use support::{NodeProcess, client_ok as ok};
 
 /// Mobile payments (channel 3) of 500.00 and more are held (thresholds at 1000 so
 /// that only this rule decides).
@@ -108,32 +108,6 @@ fn post_json(addr: SocketAddr, path: &str) -> Value {
     let (status, body) = http(addr, "POST", path);
     assert_eq!(status, 200, "POST {path}: {body}");
     serde_json::from_str(&body).unwrap()
-}
-
-fn client(node: &NodeProcess, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_corebank"))
-        .arg("client")
-        .arg("--server")
-        .arg(node.grpc.to_string())
-        .arg("--insecure")
-        .arg("--json")
-        .args(args)
-        .env_remove("COREBANK_SERVER")
-        .env_remove("COREBANK_API_KEY")
-        .output()
-        .unwrap()
-}
-
-fn ok(node: &NodeProcess, args: &[&str]) -> Value {
-    let output = client(node, args);
-    assert!(
-        output.status.success(),
-        "{args:?} failed:\n{}{}\nnode: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        node.stderr_tail()
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 fn open(node: &NodeProcess, customer: &str, deposit: &str) -> String {

@@ -8,11 +8,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::NodeProcess;
+use support::{NodeProcess, client_failed as failed, client_json as client, client_ok as ok};
 
 /// For mobile payments (channel 3): hold at 700.00 (log10 of 70,000 minor units is
 /// 4.85), decline from 5,000.00 (5.7); thresholds at 1000 so that only these rules
@@ -35,45 +34,11 @@ score = 950
 action = "decline"
 "#;
 
-fn client(node: &NodeProcess, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_corebank"))
-        .arg("client")
-        .arg("--server")
-        .arg(node.grpc.to_string())
-        .arg("--insecure")
-        .arg("--json")
-        .args(args)
-        .env_remove("COREBANK_SERVER")
-        .env_remove("COREBANK_API_KEY")
-        .output()
-        .unwrap()
-}
-
 /// `transfer FROM TO AMOUNT --channel mobile ARGS...`: a screened mobile payment.
 fn mobile<'a>(from: &'a str, to: &'a str, amount: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["transfer", from, to, amount, "--channel", "mobile"];
     args.extend_from_slice(rest);
     args
-}
-
-fn ok(node: &NodeProcess, args: &[&str]) -> Value {
-    let output = client(node, args);
-    assert!(
-        output.status.success(),
-        "{args:?} failed:\n{}{}\nnode: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        node.stderr_tail()
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn failed(node: &NodeProcess, args: &[&str], code: &str) -> Value {
-    let output = client(node, args);
-    assert!(!output.status.success(), "{args:?} should fail");
-    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(value["error"]["code"], code, "{args:?}: {value}");
-    value
 }
 
 fn start(dir: &Path, extra: &[&str]) -> NodeProcess {

@@ -422,28 +422,20 @@ impl Node {
 
     /// The BLAKE3 digest of this replica's ledger and the log index it reflects.
     pub fn state_digest(&self) -> Result<(u64, [u8; 32]), ReadError> {
-        let ledger = self
-            .shared
-            .ledger
-            .read()
-            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
-        let risk = self
-            .shared
-            .risk
-            .read()
-            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
         // Read under the ledger lock: apply records the index before releasing it.
         // The risk state joins the digest once it holds anything, so that digests of
         // branches that never screened stay those of their ledgers.
-        let digest = if *risk == RiskState::default() {
-            ledger.digest()
-        } else {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update(&ledger.digest());
-            hasher.update(&risk.digest());
-            *hasher.finalize().as_bytes()
-        };
-        Ok((self.applied_index(), digest))
+        self.read_risk_local(|ledger, risk| {
+            let digest = if *risk == RiskState::default() {
+                ledger.digest()
+            } else {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&ledger.digest());
+                hasher.update(&risk.digest());
+                *hasher.finalize().as_bytes()
+            };
+            (self.applied_index(), digest)
+        })
     }
 
     pub fn raft(&self) -> &Raft {

@@ -313,3 +313,40 @@ pub async fn wait_for_convergence(replicas: &[Replica], at_least: u64) -> (u64, 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `corebank client --server NODE --insecure --json ARGS...`.
+pub fn client_json(node: &NodeProcess, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_corebank"))
+        .arg("client")
+        .arg("--server")
+        .arg(node.grpc.to_string())
+        .arg("--insecure")
+        .arg("--json")
+        .args(args)
+        .env_remove("COREBANK_SERVER")
+        .env_remove("COREBANK_API_KEY")
+        .output()
+        .unwrap()
+}
+
+/// A `corebank client` command that must succeed; its JSON.
+pub fn client_ok(node: &NodeProcess, args: &[&str]) -> serde_json::Value {
+    let output = client_json(node, args);
+    assert!(
+        output.status.success(),
+        "{args:?} failed:\n{}{}\nnode: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        node.stderr_tail()
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A `corebank client` command that must fail with `code`; its JSON.
+pub fn client_failed(node: &NodeProcess, args: &[&str], code: &str) -> serde_json::Value {
+    let output = client_json(node, args);
+    assert!(!output.status.success(), "{args:?} should fail");
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["error"]["code"], code, "{args:?}: {value}");
+    value
+}
