@@ -240,7 +240,7 @@ fn repeated_high_risk_freezes_once() {
     );
     let freezes: Vec<bool> = (0..5u64)
         .map(|i| {
-            let a = screen_one(&e, &cand(u128::from(i), 42, 1_000, T0 + i * 3_600 * SEC));
+            let a = screen_one(&e, &cand(u128::from(i), 42, 1_000, T0 + i * 600 * SEC));
             assert_eq!(a.verdict, Verdict::Hold);
             a.freeze_debit_account
         })
