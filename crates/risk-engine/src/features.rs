@@ -13,8 +13,20 @@
 //! model learns a direction for them, and no rule condition holds on them.
 
 // The maths here is features and scores (ratios, distances, moments), never money:
-// amounts stay integers in the ledger and are only read as f64 to form ratios.
+// amounts and their sums stay integers of minor units; a feature value is formed from
+// them at the last step (`minor_units`, `ratio`), and nothing is summed in floats.
 #![allow(clippy::float_arithmetic)]
+
+/// An amount (or a sum of amounts) in minor units, as a feature value.
+fn minor_units(amount: u128) -> f64 {
+    amount as f64
+}
+
+/// `numerator / denominator` of two amounts in minor units, as a feature value (the
+/// denominator floored at one minor unit).
+fn ratio(numerator: u128, denominator: u128) -> f64 {
+    minor_units(numerator) / minor_units(denominator.max(1))
+}
 
 use corebank_screening::{Candidate, GeoPoint};
 use std::collections::{HashMap, VecDeque};
@@ -153,24 +165,31 @@ struct Movement {
     flags: u8,
 }
 
-/// Running log-amount moments (Welford, then exponentially weighted past 64 values).
+/// Running amount moments: the mean amount in minor units (integer), and the mean and
+/// variance of the log-amount (a feature); plain averages over the first 64 values,
+/// exponentially weighted after.
 #[derive(Clone, Copy, Debug, Default)]
 struct Moments {
     n: u32,
     mean_log: f64,
     var_log: f64,
-    mean: f64,
+    mean_minor: u128,
 }
 
 impl Moments {
-    fn add(&mut self, amount: f64) {
-        let x = (1.0 + amount).ln();
+    fn add(&mut self, amount: u128) {
         self.n = self.n.saturating_add(1);
+        let k = u128::from(self.n.min(64));
+        self.mean_minor = if amount >= self.mean_minor {
+            self.mean_minor + (amount - self.mean_minor) / k
+        } else {
+            self.mean_minor - (self.mean_minor - amount) / k
+        };
+        let x = minor_units(amount).ln_1p();
         let w = 1.0 / f64::from(self.n.min(64));
         let d = x - self.mean_log;
         self.mean_log += w * d;
         self.var_log = (1.0 - w) * (self.var_log + w * d * d);
-        self.mean += w * (amount - self.mean);
     }
 }
 
@@ -199,10 +218,10 @@ struct Windows {
     out_1m: u32,
     out_1h: u32,
     out_24h: u32,
-    out_sum_1h: f64,
-    out_sum_24h: f64,
+    out_sum_1h: u128,
+    out_sum_24h: u128,
     in_24h: u32,
-    in_sum_24h: f64,
+    in_sum_24h: u128,
     tiny_1h: u32,
     near_24h: u32,
     fan_in: u32,
@@ -220,16 +239,16 @@ impl AccountState {
             if age > DAY {
                 break;
             }
-            let amount = m.amount as f64;
+            let amount = u128::from(m.amount);
             if m.flags & FLAG_NEAR != 0 {
                 w.near_24h += 1;
             }
             if m.flags & FLAG_OUT != 0 {
                 w.out_24h += 1;
-                w.out_sum_24h += amount;
+                w.out_sum_24h = w.out_sum_24h.saturating_add(amount);
                 if age <= HOUR {
                     w.out_1h += 1;
-                    w.out_sum_1h += amount;
+                    w.out_sum_1h = w.out_sum_1h.saturating_add(amount);
                     if m.flags & FLAG_TINY != 0 {
                         w.tiny_1h += 1;
                     }
@@ -243,7 +262,7 @@ impl AccountState {
                 }
             } else {
                 w.in_24h += 1;
-                w.in_sum_24h += amount;
+                w.in_sum_24h = w.in_sum_24h.saturating_add(amount);
                 if let Some(slot) = payers.get_mut(np) {
                     *slot = m.party;
                     np += 1;
@@ -479,9 +498,9 @@ impl FeatureStore {
             }
         };
         let now = c.timestamp_ns;
-        let amount = c.amount as f64;
+        let amount = c.amount;
         let hour = usize::try_from((now / NS_PER_SEC) % 86_400 / 3_600).unwrap_or(0);
-        set(Feature::AmountLog, (1.0 + amount).log10());
+        set(Feature::AmountLog, minor_units(amount).ln_1p() / std::f64::consts::LN_10);
         set(Feature::HourOfDay, hour as f64);
         set(Feature::ChannelCode, f64::from(c.context.channel as u8));
         set(
@@ -490,7 +509,7 @@ impl FeatureStore {
         );
         let threshold = self.config.reporting_threshold;
         if threshold > 0 {
-            set(Feature::ThresholdRatio, amount / threshold as f64);
+            set(Feature::ThresholdRatio, ratio(amount, threshold));
         }
         set(
             Feature::NearThreshold,
@@ -508,7 +527,7 @@ impl FeatureStore {
         if c.debit_available > 0 {
             set(
                 Feature::DrainShare,
-                (amount / c.debit_available as f64).min(10.0),
+                ratio(amount, c.debit_available).min(10.0),
             );
         }
 
@@ -545,18 +564,18 @@ impl FeatureStore {
                 set(Feature::OutCount1m, f64::from(w.out_1m));
                 set(Feature::OutCount1h, f64::from(w.out_1h));
                 set(Feature::OutCount24h, f64::from(w.out_24h));
-                set(Feature::OutSum1h, w.out_sum_1h);
-                set(Feature::OutSum24h, w.out_sum_24h);
+                set(Feature::OutSum1h, minor_units(w.out_sum_1h));
+                set(Feature::OutSum24h, minor_units(w.out_sum_24h));
                 set(Feature::OutHistory, f64::from(a.out.n));
                 set(Feature::FanIn24h, f64::from(w.fan_in));
                 set(Feature::FanOut24h, f64::from(w.fan_out));
-                set(Feature::InSum24h, w.in_sum_24h);
+                set(Feature::InSum24h, minor_units(w.in_sum_24h));
                 set(Feature::NearThresholdCount24h, f64::from(w.near_24h));
                 set(Feature::TinyCount1h, f64::from(w.tiny_1h));
-                if w.in_sum_24h > 0.0 {
+                if w.in_sum_24h > 0 {
                     set(
                         Feature::PassThrough,
-                        ((w.out_sum_24h + amount) / w.in_sum_24h).min(10.0),
+                        ratio(w.out_sum_24h.saturating_add(amount), w.in_sum_24h).min(10.0),
                     );
                 }
                 if a.last_in > 0 {
@@ -578,13 +597,13 @@ impl FeatureStore {
                     );
                 }
                 if a.out.n > 0 {
-                    set(Feature::AmountRatio, amount / a.out.mean.max(1.0));
+                    set(Feature::AmountRatio, ratio(amount, a.out.mean_minor));
                 }
                 if a.out.n >= 3 {
                     let sd = a.out.var_log.sqrt().max(0.25);
                     set(
                         Feature::AmountZ,
-                        ((1.0 + amount).ln() - a.out.mean_log) / sd,
+                        (minor_units(amount).ln_1p() - a.out.mean_log) / sd,
                     );
                 }
                 set(
@@ -647,7 +666,7 @@ impl FeatureStore {
                 set(Feature::CreditInHistory, f64::from(a.inc.n));
                 set(Feature::CreditOutCount24h, f64::from(w.out_24h));
                 if a.inc.n > 0 {
-                    set(Feature::CreditAmountRatio, amount / a.inc.mean.max(1.0));
+                    set(Feature::CreditAmountRatio, ratio(amount, a.inc.mean_minor));
                 }
             }
         }
@@ -689,7 +708,7 @@ fn apply_debit(d: &mut AccountState, c: &Candidate, m: Movement) {
         party: tag(c.credit_account),
         ..m
     });
-    d.out.add(c.amount as f64);
+    d.out.add(c.amount);
     remember(
         &mut d.counterparties,
         tag(c.credit_account),
@@ -733,7 +752,7 @@ fn apply_credit(k: &mut AccountState, c: &Candidate, m: Movement) {
         flags: m.flags & !FLAG_OUT,
         ..m
     });
-    k.inc.add(c.amount as f64);
+    k.inc.add(c.amount);
     remember(
         &mut k.counterparties,
         tag(c.debit_account),

@@ -750,7 +750,7 @@ mod tests {
         for r in rows.iter().take(50) {
             let (s, top) = m.score_explained(r, 2);
             assert!((s - m.score(r)).abs() < 1e-12);
-            let total: f64 = top.iter().map(|(_, c)| c).sum();
+            let contributions: f64 = top.iter().map(|(_, c)| c).sum();
             let roots: f64 = m
                 .trees
                 .iter()
@@ -758,7 +758,7 @@ mod tests {
                     Node::Leaf(v) | Node::Split { value: v, .. } => *v,
                 })
                 .sum();
-            assert!((m.base + roots + total - m.margin(r)).abs() < 1e-9);
+            assert!((m.base + roots + contributions - m.margin(r)).abs() < 1e-9);
         }
     }
 }
