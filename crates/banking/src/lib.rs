@@ -332,6 +332,8 @@ pub enum Operation {
     PlaceHold,
     CaptureHold,
     ReleaseHold,
+    /// An analyst's release or rejection of a transfer held by the fraud screen.
+    Review,
 }
 
 impl Operation {
@@ -344,6 +346,7 @@ impl Operation {
             Self::PlaceHold => b"place-hold",
             Self::CaptureHold => b"capture-hold",
             Self::ReleaseHold => b"release-hold",
+            Self::Review => b"review",
         }
     }
 }

@@ -363,3 +363,62 @@ fn screening_can_be_turned_off() {
     assert_eq!(ok(&node, &["risk-status"])["screening"], false);
     node.stop();
 }
+
+#[test]
+fn bad_screening_input_is_refused_with_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&dir.path().join("data"), &[]);
+    let (alice, _) = open(&node, "alice", "100.00");
+    let (bob, _) = open(&node, "bob", "1.00");
+    let bad_channel = failed(
+        &node,
+        &["transfer", &alice, &bob, "1.00", "--channel", "teleport"],
+        "invalid_argument",
+    );
+    assert_eq!(
+        bad_channel["error"]["field"], "context.channel",
+        "{bad_channel}"
+    );
+    // The bank's own channel cannot be claimed by a caller.
+    failed(
+        &node,
+        &["transfer", &alice, &bob, "1.00", "--channel", "internal"],
+        "invalid_argument",
+    );
+    let bad_place = failed(
+        &node,
+        &["transfer", &alice, &bob, "1.00", "--location", "91,0"],
+        "invalid_argument",
+    );
+    assert_eq!(bad_place["error"]["field"], "context", "{bad_place}");
+    failed(
+        &node,
+        &[
+            "transfer",
+            &alice,
+            &bob,
+            "1.00",
+            "--merchant-category",
+            "123456",
+        ],
+        "invalid_argument",
+    );
+    assert_eq!(available(&node, &alice), "100.00");
+    assert_eq!(posted(&node, &bob), "1.00");
+    // Analysts' actions on what does not exist, or with an oversized note.
+    failed(&node, &["freeze", "99999999999"], "account_not_found");
+    failed(
+        &node,
+        &["review", "12345", "--release"],
+        "failed_precondition",
+    );
+    let long = "x".repeat(501);
+    let note = failed(
+        &node,
+        &["freeze", "10000001000", "--note", &long],
+        "invalid_argument",
+    );
+    assert_eq!(note["error"]["field"], "note", "{note}");
+    assert_eq!(ok(&node, &["frozen"])["frozen"], serde_json::json!([]));
+    node.stop();
+}

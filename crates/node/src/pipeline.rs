@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::command::{Command, Request, RequestOutcome};
-use crate::screening::{Screening, ScreeningCounters, screen_requests};
+use crate::screening::{Screening, ScreeningCounters, gather_candidates, screen_candidates};
 use crate::state_machine::Shared;
 use crate::types::Raft;
 
@@ -29,24 +29,27 @@ pub struct BatchScreening {
 
 impl BatchScreening {
     /// Screens `requests`, whose first event is to get about `timestamp`. Runs on the
-    /// batcher's task; the ledger is read under its lock while candidates are built.
+    /// batcher's task. The state is read under its locks only while candidates are
+    /// built: apply (which takes the ledger's write lock) never waits for the screener.
     fn screen(&self, timestamp: u64, requests: &mut [Request]) {
         if !requests.iter().any(|r| matches!(r, Request::Screened(_))) {
             return;
         }
-        let Ok(ledger) = self.shared.ledger.read() else {
-            return;
-        };
-        let Ok(risk) = self.shared.risk.read() else {
-            return;
+        let (candidates, origin) = {
+            let Ok(ledger) = self.shared.ledger.read() else {
+                return;
+            };
+            let Ok(risk) = self.shared.risk.read() else {
+                return;
+            };
+            gather_candidates(&ledger, &risk, timestamp, requests)
         };
         tokio::task::block_in_place(|| {
-            screen_requests(
+            screen_candidates(
                 &self.screening,
                 &self.counters,
-                &ledger,
-                &risk,
-                timestamp,
+                &candidates,
+                origin,
                 requests,
             );
         });

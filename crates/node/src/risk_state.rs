@@ -190,11 +190,6 @@ impl RiskState {
             .collect()
     }
 
-    /// The newest `limit` events, newest first.
-    pub fn latest_events(&self, limit: usize) -> Vec<RiskEvent> {
-        self.journal.iter().rev().take(limit).cloned().collect()
-    }
-
     /// A digest of the whole state, to compare replicas.
     pub fn digest(&self) -> [u8; 32] {
         let bytes =
@@ -243,19 +238,23 @@ impl RiskState {
         request: &ScreenedTransfers,
     ) -> Result<ScreenedOutcome, BatchError> {
         let events = &request.events;
-        let mut verdicts: Vec<Verdict> = Vec::new();
+        // Per event (only when there are decisions): the verdict, and whether a decline
+        // is the failure policy's (the screen could not run) rather than the screen's.
+        let mut verdicts: Vec<(Verdict, bool)> = Vec::new();
         if !request.decisions.is_empty() {
-            verdicts = vec![Verdict::Approve; events.len()];
+            verdicts = vec![(Verdict::Approve, false); events.len()];
             for decision in &request.decisions {
-                if let Some(slot) = verdicts.get_mut(decision.index as usize) {
-                    *slot = effective_verdict(
-                        decision.assessment.verdict,
-                        &events[decision.index as usize],
+                let index = decision.index as usize;
+                if let (Some(slot), Some(event)) = (verdicts.get_mut(index), events.get(index)) {
+                    *slot = (
+                        effective_verdict(decision.assessment.verdict, event),
+                        decision.assessment.reasons[0] == ReasonCode::SCREENING_UNAVAILABLE,
                     );
                 }
             }
         }
-        let verdict = |index: usize| verdicts.get(index).copied().unwrap_or_default();
+        let verdict = |index: usize| verdicts.get(index).map_or_else(Verdict::default, |v| v.0);
+        let screen_unavailable = |index: usize| verdicts.get(index).is_some_and(|v| v.1);
         // A retry of a held transfer is applied as the pending transfer it became; a
         // hold verdict on an id that already exists changes nothing (the ledger answers).
         let needs_hold = |event: &Transfer, index: usize| {
@@ -276,13 +275,6 @@ impl RiskState {
             Cow::Owned(held)
         } else {
             Cow::Borrowed(events)
-        };
-        let screen_unavailable = |index: usize| {
-            request
-                .decisions
-                .iter()
-                .find(|d| d.index as usize == index)
-                .is_some_and(|d| d.assessment.reasons[0] == ReasonCode::SCREENING_UNAVAILABLE)
         };
         let results = {
             let state = &*self;

@@ -100,18 +100,16 @@ pub fn candidate(
     }
 }
 
-/// Screens the new transfers of every screened request in `requests` (whose events
-/// will get timestamps from `timestamp` on) and writes the decisions into them.
-pub(crate) fn screen_requests(
-    screening: &Screening,
-    counters: &ScreeningCounters,
+/// The new transfers to screen in `requests` (whose events will get timestamps from
+/// `timestamp` on), each with its (request index, event index). Reads the state: the
+/// caller holds its locks for this step only, never while the screener runs.
+pub(crate) fn gather_candidates(
     ledger: &Ledger,
     risk: &RiskState,
     timestamp: u64,
-    requests: &mut [Request],
-) {
+    requests: &[Request],
+) -> (Vec<Candidate>, Vec<(usize, usize)>) {
     let mut candidates = Vec::new();
-    // (request index, event index) of each candidate.
     let mut origin = Vec::new();
     let mut at = timestamp;
     for (request_index, request) in requests.iter().enumerate() {
@@ -132,12 +130,24 @@ pub(crate) fn screen_requests(
         }
         at += request.events() as u64;
     }
+    (candidates, origin)
+}
+
+/// Screens `candidates` (from [`gather_candidates`]) and writes the decisions into
+/// their requests; the failure policy decides when the screener fails.
+pub(crate) fn screen_candidates(
+    screening: &Screening,
+    counters: &ScreeningCounters,
+    candidates: &[Candidate],
+    origin: Vec<(usize, usize)>,
+    requests: &mut [Request],
+) {
     if candidates.is_empty() {
         return;
     }
     let started = std::time::Instant::now();
     let mut assessments = Vec::with_capacity(candidates.len());
-    let outcome = screening.screener.screen(&candidates, &mut assessments);
+    let outcome = screening.screener.screen(candidates, &mut assessments);
     counters.screen_nanos.fetch_add(
         u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
         Ordering::Relaxed,

@@ -14,7 +14,7 @@ use corebank_node::{
     RiskRefusal, Screening,
 };
 use corebank_screening::{
-    Assessment, Candidate, Channel, ReasonCode, ScreenError, Screener, TransferContext, Verdict,
+    Assessment, Candidate, ReasonCode, ScreenError, Screener, TransferContext, Verdict,
 };
 
 const EUR: u32 = 978;
@@ -355,10 +355,7 @@ async fn declined_changes_nothing_and_stays_declined() {
     .await
     .unwrap();
     // Nor are transfers marked internal.
-    let internal = TransferContext {
-        channel: Channel::Internal,
-        ..Default::default()
-    };
+    let internal = TransferContext::INTERNAL;
     let outcome = node
         .submit(Request::screened(
             vec![transfer(31, 1, 2, DECLINE_AMOUNT)],

@@ -500,7 +500,10 @@ impl FeatureStore {
         let now = c.timestamp_ns;
         let amount = c.amount;
         let hour = usize::try_from((now / NS_PER_SEC) % 86_400 / 3_600).unwrap_or(0);
-        set(Feature::AmountLog, minor_units(amount).ln_1p() / std::f64::consts::LN_10);
+        set(
+            Feature::AmountLog,
+            minor_units(amount).ln_1p() / std::f64::consts::LN_10,
+        );
         set(Feature::HourOfDay, hour as f64);
         set(Feature::ChannelCode, f64::from(c.context.channel as u8));
         set(

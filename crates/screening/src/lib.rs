@@ -77,6 +77,18 @@ pub struct TransferContext {
     pub occurred_at_ns: u64,
 }
 
+impl TransferContext {
+    /// The bank's own movement (a fee, a delivery from another branch, funding): never
+    /// screened, only observed by the features.
+    pub const INTERNAL: TransferContext = TransferContext {
+        channel: Channel::Internal,
+        merchant_category: 0,
+        device: 0,
+        location: None,
+        occurred_at_ns: 0,
+    };
+}
+
 /// One new transfer, as the screener sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate {

@@ -54,15 +54,6 @@ struct Submitted {
     held: Option<corebank_screening::Assessment>,
 }
 
-/// The bank's own legs (fees) are not screened: the customer's payment is.
-const INTERNAL: TransferContext = TransferContext {
-    channel: Channel::Internal,
-    merchant_category: 0,
-    device: 0,
-    location: None,
-    occurred_at_ns: 0,
-};
-
 /// How far back a payment message may date the customer's action.
 const OCCURRED_BEFORE_MAX_NS: u64 = 90 * 24 * 3_600 * 1_000_000_000;
 /// How far ahead (clock skew between the bank's systems).
@@ -702,7 +693,13 @@ impl banking_server::Banking for BankingService {
         let payment = transfers[0];
         let context = context_of(body.context.as_ref())?;
         let contexts = (0..transfers.len())
-            .map(|index| if index == 0 { context } else { INTERNAL })
+            .map(|index| {
+                if index == 0 {
+                    context
+                } else {
+                    TransferContext::INTERNAL
+                }
+            })
             .collect();
         let outcome = self.submit(transfers, contexts).await?;
         let labels = (from_number.to_string(), to_number.to_string());

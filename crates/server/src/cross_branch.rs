@@ -82,13 +82,12 @@ impl BranchPort for LedgerPort {
                 // saga's other legs are the bank's own.
                 let context = transfers
                     .iter()
-                    .map(|t| corebank_screening::TransferContext {
-                        channel: if t.flags.contains(corebank_ledger::TransferFlags::PENDING) {
-                            corebank_screening::Channel::Unknown
+                    .map(|t| {
+                        if t.flags.contains(corebank_ledger::TransferFlags::PENDING) {
+                            corebank_screening::TransferContext::default()
                         } else {
-                            corebank_screening::Channel::Internal
-                        },
-                        ..Default::default()
+                            corebank_screening::TransferContext::INTERNAL
+                        }
                     })
                     .collect();
                 match node.submit(Request::screened(transfers, context)).await {

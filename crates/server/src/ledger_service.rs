@@ -79,10 +79,7 @@ impl ledger_server::Ledger for LedgerService {
             .iter()
             .map(|t| {
                 if internal || t.code == corebank_banking::transfer_code::CROSS_BRANCH_IN {
-                    corebank_screening::TransferContext {
-                        channel: corebank_screening::Channel::Internal,
-                        ..Default::default()
-                    }
+                    corebank_screening::TransferContext::INTERNAL
                 } else {
                     corebank_screening::TransferContext::default()
                 }

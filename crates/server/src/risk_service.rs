@@ -38,18 +38,14 @@ pub struct RiskService {
 pub fn reason(engine: Option<&Engine>, code: ReasonCode) -> v1::RiskReason {
     let (name, description) = match (code.name(), code.description()) {
         (Some(name), Some(description)) => (name.to_owned(), description.to_owned()),
-        _ => {
-            let explained = engine.map_or_else(
-                || format!("rule {}", code.0 - ReasonCode::RULE_BASE.min(code.0)),
-                |engine| engine.explain_reason(code),
-            );
-            let name = explained
-                .strip_prefix("rule ")
-                .and_then(|rest| rest.split(':').next())
-                .unwrap_or(&explained)
-                .to_owned();
-            (name, explained)
-        }
+        // A rule of the rules file in force (a reloaded file may have renumbered it).
+        _ => match engine.and_then(|engine| engine.rules().rule_of(code).cloned()) {
+            Some(rule) => (rule.name, rule.description),
+            None => (
+                format!("rule_{}", code.0.saturating_sub(ReasonCode::RULE_BASE)),
+                "A rule of the rules file (no longer in force).".to_owned(),
+            ),
+        },
     };
     v1::RiskReason {
         code: u32::from(code.0),
@@ -171,6 +167,7 @@ impl RiskService {
             engine: self.engine().map_or_else(String::new, describe_engine),
             held_open: held_open as u64,
             frozen_accounts: frozen as u64,
+            feature_batches_dropped: self.node.screening_feature_batches_dropped(),
         }
     }
 
@@ -289,15 +286,13 @@ impl risk_server::Risk for RiskService {
         let body = request.get_ref();
         let held_id = u128_of(body.transfer_id.as_ref());
         let note = note(&body.note)?;
-        // The review's own id is derived from the held one, so that a repeated review
-        // (after a lost answer) finds the first one's outcome rather than a second.
-        let review_id = u128::from_le_bytes(
-            blake3::hash(&[b"corebank-review".as_slice(), &held_id.to_le_bytes()].concat())
-                .as_bytes()[..16]
-                .try_into()
-                .unwrap_or([1; 16]),
-        )
-        .max(1);
+        // The review's own id is derived from the held one (as a hold's release is), so
+        // that a repeated review after a lost answer finds the first one's outcome.
+        let review_id = corebank_banking::transfer_id(
+            self.branch.code,
+            corebank_banking::Operation::Review,
+            &format!("{held_id:032x}"),
+        );
         let event = Transfer {
             id: review_id,
             pending_id: held_id,

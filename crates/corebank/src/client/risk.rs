@@ -381,6 +381,7 @@ fn status_output(status: &v1::RiskStatus) -> Output {
             "engine": status.engine,
             "held_open": status.held_open,
             "frozen_accounts": status.frozen_accounts,
+            "feature_batches_dropped": status.feature_batches_dropped,
         }),
         text: pairs(&[
             (
@@ -396,6 +397,10 @@ fn status_output(status: &v1::RiskStatus) -> Output {
             ("mean screen time", format!("{} ns", status.mean_screen_ns)),
             ("held now", status.held_open.to_string()),
             ("frozen accounts", status.frozen_accounts.to_string()),
+            (
+                "feature batches missed",
+                status.feature_batches_dropped.to_string(),
+            ),
             ("engine", status.engine.clone()),
         ]),
     }
