@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/corebank/v1/cluster.proto",
     "proto/corebank/v1/registry.proto",
     "proto/corebank/v1/risk.proto",
+    "proto/corebank/v1/identity.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -5,6 +5,7 @@
 //! report that checks every branch's books and reconciles the clearing accounts.
 
 mod fraud;
+mod gateway;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -81,6 +82,9 @@ pub struct DemoArgs {
     /// is replayed through the fraud screen (0: none).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub fraud_customers: u32,
+    /// The gateway's port (REST API and web console); another free port if taken.
+    #[arg(long, default_value_t = 8443)]
+    pub gateway_port: u16,
     /// Days of the simulated customers' activity to replay.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=90))]
     pub fraud_days: u32,
@@ -541,6 +545,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    // The front door: the gateway with the console, and a demo user per role.
+    let gateway_port = pick_ports(args.gateway_port, 1)
+        .first()
+        .copied()
+        .unwrap_or(0);
+    let front = runtime.block_on(gateway::start(registry, gateway_port, &data_dir))?;
+    let demo_users = runtime.block_on(gateway::demo_users(&front, &branches))?;
+    print!("{}", gateway::announce(&front, &demo_users));
     // So does the customers' traffic through the fraud screen, one replay per branch.
     let fraud_tasks: Vec<_> = if args.fraud_customers > 0 {
         let trained =
@@ -711,6 +723,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ""
         }
     );
+    runtime.block_on(front.shutdown());
     let branches = Arc::into_inner(branches).unwrap_or_default();
     runtime.block_on(async {
         for branch in branches {

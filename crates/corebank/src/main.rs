@@ -7,6 +7,7 @@ mod bench_node;
 mod certs;
 mod client;
 mod demo;
+mod gateway;
 mod keys;
 mod node;
 mod reconcile;
@@ -51,6 +52,8 @@ enum Command {
     /// Fraud models: split labelled data, train, evaluate.
     #[command(subcommand)]
     Risk(risk::RiskCommand),
+    /// Run the gateway: the REST API, sign-in, live streams and the web console.
+    Gateway(gateway::GatewayArgs),
     /// Run the risk agent: follow every branch's events, raise alerts, retrain and
     /// promote fraud models.
     Agent(agent::AgentArgs),
@@ -86,6 +89,7 @@ fn main() -> std::process::ExitCode {
         Command::Reconcile(args) => reconcile::run(args),
         Command::Risk(command) => risk::run(command),
         Command::Agent(args) => agent::run(args),
+        Command::Gateway(args) => gateway::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -6,6 +6,7 @@
 //! | RegisterBranch, UpdateBranch, AddBranchReplica, RemoveBranchReplica | `admin` |
 //! | Heartbeat | `transfer` (a branch replica's credential; `admin` includes it) |
 //! | ListBranches, GetBranch, ResolveAccount, ListCurrencies, ListProducts | `read` |
+//! | Identity.Execute, Identity.Query (the gateway's internal API) | `admin` |
 //!
 //! Heartbeats need `transfer`, not `admin`, so that a replica does not have to hold
 //! the bank's admin credential to say it is alive. What such a credential can do to

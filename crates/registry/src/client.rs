@@ -25,7 +25,11 @@ use std::time::{Duration, Instant};
 
 use corebank_account_number::{ACCOUNT_ID_LIMIT, AccountNumber, BranchCode};
 use corebank_client::{AuthChannel, ClientConfig, ClientError, connect_channel};
+use corebank_identity::{
+    IdentityAnswer, IdentityCommand, IdentityError, IdentityOutcome, IdentityQuery,
+};
 use corebank_proto::convert::u128_field;
+use corebank_proto::v1::identity_client::IdentityClient as GrpcIdentityClient;
 use corebank_proto::v1::registry_client::RegistryClient as GrpcRegistryClient;
 use corebank_proto::v1::{self, resolve_account_request};
 use corebank_proto::{ApiError, ErrorCode};
@@ -33,7 +37,9 @@ use tonic::{Code, Response, Status};
 
 use crate::cache::RouteCache;
 use crate::directory::{NodeId, ReplicaAddress};
+use crate::error::IDENTITY_FIELD;
 use crate::heartbeat::{HeartbeatTarget, ReplicaReport};
+use crate::identity_service;
 use crate::view::{AccountRoute, BranchView, InvalidView};
 
 /// The most registry addresses configured.
@@ -52,6 +58,20 @@ const RESPONSE_BYTES_MAX: usize = 8 << 20;
 /// The pause after every address has failed once, doubled each round.
 const ROUND_PAUSE_MIN: Duration = Duration::from_millis(50);
 const ROUND_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// The identity state's refusal inside an error of
+/// [`RegistryClient::identity_execute`]: `Some` only for an API error marked as the
+/// identity state's (field `identity`, reason an identity code), rebuilt with its
+/// code and sentence; `None` for any other failure (transport, `not_leader`
+/// after every attempt, credentials...).
+pub fn identity_error(error: &ClientError) -> Option<IdentityError> {
+    match error {
+        ClientError::Api(api) if api.field == IDENTITY_FIELD => {
+            IdentityError::from_code(&api.reason, &api.message)
+        }
+        _ => None,
+    }
+}
 
 /// How to reach the registry.
 #[derive(Clone, Debug)]
@@ -403,10 +423,88 @@ impl RegistryClient {
         Ok(channel)
     }
 
-    /// One call, with failover, redirection and retries (see the module docs).
+    /// One call of the Registry service (see [`Self::call_channel`]).
     async fn call<T, F, Fut>(&self, repeat: Repeat, f: F) -> Result<T, ClientError>
     where
         F: Fn(GrpcRegistryClient<AuthChannel>, Duration) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        self.call_channel(repeat, |channel, timeout| {
+            f(
+                GrpcRegistryClient::new(channel).max_decoding_message_size(RESPONSE_BYTES_MAX),
+                timeout,
+            )
+        })
+        .await
+    }
+
+    /// Applies an identity command through the registry's Raft log (with the same
+    /// failover and `not_leader` redirection as every call) and returns what the
+    /// identity state did. A refusal by the identity state (nothing changed) is a
+    /// [`ClientError::Api`] from which [`identity_error`] rebuilds the
+    /// [`IdentityError`]. Not repeated after an unknown outcome: repeating a
+    /// rotation would look like the reuse of a refresh token.
+    pub async fn identity_execute(
+        &self,
+        command: &IdentityCommand,
+    ) -> Result<IdentityOutcome, ClientError> {
+        let bytes =
+            identity_service::encode(command).map_err(|message| ClientError::InvalidInput {
+                field: "command".to_owned(),
+                reason: "unencodable",
+                message,
+            })?;
+        let reply = self
+            .call_channel(Repeat::IfNothingApplied, |channel, timeout| {
+                let message = v1::IdentityExecuteRequest {
+                    command: bytes.clone(),
+                };
+                async move {
+                    GrpcIdentityClient::new(channel)
+                        .max_decoding_message_size(RESPONSE_BYTES_MAX)
+                        .execute(request(message, timeout))
+                        .await
+                }
+            })
+            .await?;
+        identity_service::decode(&reply.outcome).map_err(|message| ClientError::InvalidResponse {
+            message: format!("an identity outcome that does not decode: {message}"),
+        })
+    }
+
+    /// Reads the identity state (as the registry's other reads: on the leader).
+    pub async fn identity_query(
+        &self,
+        query: &IdentityQuery,
+    ) -> Result<IdentityAnswer, ClientError> {
+        let bytes =
+            identity_service::encode(query).map_err(|message| ClientError::InvalidInput {
+                field: "query".to_owned(),
+                reason: "unencodable",
+                message,
+            })?;
+        let reply = self
+            .call_channel(Repeat::Always, |channel, timeout| {
+                let message = v1::IdentityQueryRequest {
+                    query: bytes.clone(),
+                };
+                async move {
+                    GrpcIdentityClient::new(channel)
+                        .max_decoding_message_size(RESPONSE_BYTES_MAX)
+                        .query(request(message, timeout))
+                        .await
+                }
+            })
+            .await?;
+        identity_service::decode(&reply.answer).map_err(|message| ClientError::InvalidResponse {
+            message: format!("an identity answer that does not decode: {message}"),
+        })
+    }
+
+    /// One call, with failover, redirection and retries (see the module docs).
+    async fn call_channel<T, F, Fut>(&self, repeat: Repeat, f: F) -> Result<T, ClientError>
+    where
+        F: Fn(AuthChannel, Duration) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let connection = &self.inner.config.connection;
@@ -435,10 +533,8 @@ impl RegistryClient {
                             broken: true,
                         },
                     })?;
-                let stub =
-                    GrpcRegistryClient::new(channel).max_decoding_message_size(RESPONSE_BYTES_MAX);
                 let timeout = connection.request_timeout.min(remaining);
-                f(stub, timeout)
+                f(channel, timeout)
                     .await
                     .map_err(|status| classify(&status, &address))
             };

@@ -256,6 +256,10 @@ pub enum RegistryCommand {
     },
     /// A replica's heartbeat.
     Heartbeat(HeartbeatReport),
+    /// A change to the users, sessions and API keys (`corebank-identity`):
+    /// answered with [`Applied::Identity`], refused with
+    /// [`CommandError::Identity`] (the identity error's own stable code).
+    Identity(corebank_identity::IdentityCommand),
 }
 
 impl RegistryCommand {
@@ -290,6 +294,7 @@ impl RegistryCommand {
             Self::AddReplica { replica, .. } => validate_address(&replica.address),
             Self::RemoveReplica { .. } => Ok(()),
             Self::Heartbeat(report) => validate_address(&report.address),
+            Self::Identity(command) => command.validate().map_err(CommandError::Identity),
         }
     }
 }
@@ -320,6 +325,8 @@ pub enum Applied {
         /// Its address.
         leader_address: Option<String>,
     },
+    /// `Identity`: what the identity state did.
+    Identity(corebank_identity::IdentityOutcome),
 }
 
 /// The outcome of a command: what it did, or why it was refused (then nothing
@@ -331,12 +338,27 @@ pub type RegistryResponse = Result<Applied, CommandError>;
 pub struct Directory {
     /// Keyed by branch code.
     branches: BTreeMap<u16, Branch>,
+    /// Customers and staff, sessions, API keys.
+    identity: corebank_identity::IdentityState,
 }
 
 impl Directory {
     /// An empty directory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The users, sessions and API keys.
+    pub fn identity(&self) -> &corebank_identity::IdentityState {
+        &self.identity
+    }
+
+    /// A directory of the given branches and no users (snapshots of format 1).
+    pub(crate) fn from_branches(branches: BTreeMap<u16, Branch>) -> Self {
+        Self {
+            branches,
+            identity: corebank_identity::IdentityState::default(),
+        }
     }
 
     /// Applies one command. A refused command changes nothing.
@@ -358,6 +380,11 @@ impl Directory {
                 self.remove_replica(*code, *node_id)
             }
             RegistryCommand::Heartbeat(report) => self.heartbeat(report),
+            RegistryCommand::Identity(command) => self
+                .identity
+                .apply(command)
+                .map(Applied::Identity)
+                .map_err(CommandError::Identity),
         };
         debug_assert!(
             self.check_invariants().is_ok(),
@@ -673,6 +700,7 @@ impl Directory {
     /// - every address is valid and belongs to one replica of one branch;
     /// - the leader on record, if any, is a replica of its branch.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.identity.check_invariants()?;
         if self.branches.len() > BRANCHES_MAX {
             return Err(format!("{} branches", self.branches.len()));
         }

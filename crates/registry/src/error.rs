@@ -208,10 +208,20 @@ pub enum CommandError {
         /// The branch code.
         code: u16,
     },
+    /// The identity state refused a command (users, sessions, API keys); the code
+    /// is the identity error's own (`user_not_found`, `session_revoked`, ...).
+    #[error(transparent)]
+    Identity(corebank_identity::IdentityError),
 }
 
+/// The `field` of every identity refusal as an API error: it marks the error as
+/// the identity state's (see [`identity_error`](crate::identity_error)).
+pub const IDENTITY_FIELD: &str = "identity";
+
 impl CommandError {
-    /// Every code, for tests that want a scenario per code.
+    /// Every code of the directory's own refusals (identity refusals have the codes
+    /// of [`IdentityError::CODES`](corebank_identity::IdentityError::CODES)), for
+    /// tests that want a scenario per code.
     pub const CODES: &'static [&'static str] = &[
         "invalid_name",
         "invalid_region",
@@ -250,6 +260,7 @@ impl CommandError {
             Self::ReplicaAddressMismatch { .. } => "replica_address_mismatch",
             Self::LastReplica { .. } => "last_replica",
             Self::ReplicasFull { .. } => "replicas_full",
+            Self::Identity(error) => error.code(),
         }
     }
 
@@ -271,6 +282,7 @@ impl CommandError {
                 "branch"
             }
             Self::NothingToUpdate => "",
+            Self::Identity(_) => IDENTITY_FIELD,
         }
     }
 }

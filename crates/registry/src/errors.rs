@@ -34,10 +34,26 @@ pub fn command_error(error: &CommandError) -> ApiError {
         E::ReplicaAddressMismatch { .. } | E::LastReplica { .. } | E::ReplicasFull { .. } => {
             ErrorCode::FailedPrecondition
         }
+        E::Identity(inner) => identity_code(inner),
     };
     ApiError::new(code, error.to_string())
         .with_reason(error.code())
         .with_field(error.field())
+}
+
+/// The API code of an identity refusal: `invalid_argument` for a malformed command,
+/// `idempotency_conflict` for a name or id taken, `failed_precondition` otherwise.
+/// Never `unauthenticated`, `permission_denied` or `not_leader`: those mean
+/// something else to clients (the `reason` carries the identity code).
+fn identity_code(error: &corebank_identity::IdentityError) -> ErrorCode {
+    use corebank_identity::IdentityError as I;
+    match error {
+        _ if error.is_invalid_input() => ErrorCode::InvalidArgument,
+        I::UsernameTaken | I::ApiKeyExists | I::SessionExists | I::AccountOwnedByAnother => {
+            ErrorCode::IdempotencyConflict
+        }
+        _ => ErrorCode::FailedPrecondition,
+    }
 }
 
 /// A failed lookup; `field` names the request field that held the account or code.

@@ -17,12 +17,21 @@
 //!   process), or [`RaftStore`]: the registry's own Raft group (openraft, the redb
 //!   log of `corebank-node`, snapshots in the data directory; [`RegistryTypeConfig`]).
 //! - [`start`]: a registry replica ([`RegistryConfig`] → [`RunningRegistry`]): the
-//!   Registry, Cluster and RaftTransport services on one gRPC port (TLS 1.3, or plain
+//!   Registry, Identity, Cluster and RaftTransport services on one gRPC port (TLS 1.3, or plain
 //!   TCP on loopback), `/health`, `/ready`, `/metrics`. `corebank registry` runs it.
 //! - [`RegistryService`]: the `corebank.v1.Registry` gRPC service over any store,
 //!   with every call authorised through [`Authorize`] ([`RegistryRpc::scope`]:
 //!   `admin` to change the directory, `transfer` for heartbeats, `read` for the
 //!   rest) and time from a [`Clock`].
+//! - Identity: the directory also holds the bank's users, sessions, API keys and
+//!   account owners ([`Directory::identity`], an
+//!   [`IdentityState`](corebank_identity::IdentityState) of `corebank-identity`,
+//!   re-exported as [`identity`]), changed by [`RegistryCommand::Identity`]
+//!   through the same Raft log. [`IdentityService`] serves them as
+//!   `corebank.v1.Identity` (an internal API for the gateway, `admin` scope,
+//!   bincode payloads); [`RegistryClient::identity_execute`] and
+//!   [`RegistryClient::identity_query`] call it, and [`identity_error`] recovers
+//!   an identity refusal from the client's error.
 //! - [`RegistryClient`]: several registry addresses, failover, `not_leader`
 //!   redirection, and a route cache with a time to live.
 //! - [`heartbeat_loop`]: the task a branch replica runs to stay healthy in the
@@ -62,6 +71,7 @@ mod directory;
 mod error;
 pub mod errors;
 mod heartbeat;
+mod identity_service;
 mod raft_state_machine;
 mod raft_store;
 mod running;
@@ -70,11 +80,14 @@ mod snapshot;
 mod store;
 mod view;
 
+/// The identity state the registry replicates (users, sessions, API keys).
+pub use corebank_identity as identity;
+
 pub use auth::{AuthGate, Authorize, RegistryRpc, auth_error, development_identity};
 pub use catalog::{PRODUCTS, ProductInfo, currencies, products};
 pub use client::{
     ATTEMPTS_MAX_DEFAULT, CACHE_TTL_DEFAULT, HeartbeatAck, LEARNED_ENDPOINTS_MAX,
-    REGISTRY_ENDPOINTS_MAX, RegistryClient, RegistryClientConfig,
+    REGISTRY_ENDPOINTS_MAX, RegistryClient, RegistryClientConfig, identity_error,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{REGISTRY_LISTEN_DEFAULT, RegistryConfig, RegistryConfigError};
@@ -83,9 +96,15 @@ pub use directory::{
     NAME_BYTES_MAX, NodeId, REPLICAS_MAX, RegistryCommand, RegistryResponse, Replica,
     ReplicaAddress, Route, validate_address, validate_text,
 };
-pub use error::{AddressProblem, CommandError, LookupError, SnapshotError, TextProblem};
+pub use error::{
+    AddressProblem, CommandError, IDENTITY_FIELD, LookupError, SnapshotError, TextProblem,
+};
 pub use heartbeat::{
     HEARTBEAT_INTERVAL_MIN, HeartbeatStats, HeartbeatTarget, ReplicaReport, heartbeat_loop,
+};
+pub use identity_service::{
+    IDENTITY_PAYLOAD_BYTES_MAX, IDENTITY_REQUEST_BYTES_MAX, IdentityService,
+    decode as decode_identity_payload, encode as encode_identity_payload,
 };
 pub use raft_state_machine::StateMachineError;
 pub use raft_store::{
@@ -101,6 +120,8 @@ pub use snapshot::{SNAPSHOT_BYTES_MAX, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use store::{MemoryStore, RegistryStore, StoreError};
 pub use view::{AccountRoute, BranchView, InvalidView, ReplicaView, product_to_proto};
 
+#[cfg(test)]
+mod identity_tests;
 #[cfg(test)]
 mod raft_tests;
 #[cfg(test)]

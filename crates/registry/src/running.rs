@@ -1,6 +1,7 @@
 //! A registry replica as a process part: [`start`] opens the Raft store in the data
-//! directory and serves the `Registry`, `Cluster` and `RaftTransport` services on one
-//! gRPC port (TLS 1.3, or plain TCP on loopback with `insecure`), plus `/health`,
+//! directory and serves the `Registry`, `Identity`, `Cluster` and `RaftTransport`
+//! services on one gRPC port (TLS 1.3, or plain TCP on loopback with `insecure`),
+//! plus `/health`,
 //! `/ready` and `/metrics` on the admin port. `corebank registry` runs it; `corebank
 //! demo` starts one in-process.
 
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::cluster::cluster_service;
 use crate::config::{RegistryConfig, RegistryConfigError};
+use crate::identity_service::IdentityService;
 use crate::raft_store::{RaftStore, RaftStoreConfig, RaftStoreError, RegistryTypeConfig};
 use crate::service::RegistryService;
 
@@ -145,10 +147,12 @@ pub async fn start(config: RegistryConfig) -> Result<RunningRegistry, RegistrySt
         RaftTransportService::new(store.raft().clone(), authorize_peer, isolation.clone())
             .into_server();
     let cluster = cluster_service(&store, auth.clone());
+    let identity = IdentityService::new(Arc::clone(&store), auth.clone()).into_server();
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(CALLS_PER_CONNECTION_MAX)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(registry)
+        .add_service(identity)
         .add_service(cluster)
         .add_service(raft_transport);
 

@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic "CBREGDIR"
-//!      8     4  format version, u32 little-endian (1)
+//!      8     4  format version, u32 little-endian (2; 1 is still read: no users)
 //!     12     8  payload length in bytes, u64 little-endian
 //!     20    32  BLAKE3 hash of the payload
 //!     52     …  payload: the directory in bincode 2 (standard configuration, serde)
@@ -21,10 +21,16 @@ use crate::error::SnapshotError;
 /// The first bytes of every registry snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"CBREGDIR";
 /// The format version written and read.
-pub const SNAPSHOT_VERSION: u32 = 1;
-/// The largest payload read or written: 10,000 branches of 7 replicas with the
-/// longest names and addresses stay well below it.
-pub const SNAPSHOT_BYTES_MAX: usize = 64 << 20;
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// The largest payload read or written: 10,000 branches of 7 replicas and a million
+/// users (about 300 bytes each) stay below it.
+pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
+
+/// Format 1: the branches only.
+#[derive(serde::Deserialize)]
+struct DirectoryV1 {
+    branches: std::collections::BTreeMap<u16, crate::Branch>,
+}
 
 const HEADER_BYTES: usize = 8 + 4 + 8 + 32;
 
@@ -62,7 +68,7 @@ impl Directory {
             return Err(SnapshotError::BadMagic);
         }
         let version = u32::from_le_bytes(version.try_into().map_err(|_| too_short())?);
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != 1 {
             return Err(SnapshotError::UnsupportedVersion {
                 found: version,
                 supported: SNAPSHOT_VERSION,
@@ -81,12 +87,16 @@ impl Directory {
         if blake3::hash(payload).as_bytes().as_slice() != hash {
             return Err(SnapshotError::ChecksumMismatch);
         }
-        let (directory, read): (Directory, usize) =
-            bincode::serde::decode_from_slice(payload, config()).map_err(|error| {
-                SnapshotError::Decode {
-                    message: error.to_string(),
-                }
-            })?;
+        let decode_error = |error: bincode::error::DecodeError| SnapshotError::Decode {
+            message: error.to_string(),
+        };
+        let (directory, read): (Directory, usize) = if version == 1 {
+            let (old, read): (DirectoryV1, usize) =
+                bincode::serde::decode_from_slice(payload, config()).map_err(decode_error)?;
+            (Directory::from_branches(old.branches), read)
+        } else {
+            bincode::serde::decode_from_slice(payload, config()).map_err(decode_error)?
+        };
         if read != payload.len() {
             return Err(SnapshotError::Decode {
                 message: format!("{} bytes left after the directory", payload.len() - read),

@@ -546,7 +546,7 @@ fn damaged_snapshots_are_refused() {
     wrong_magic[0] = b'X';
     assert_eq!(code_of(&wrong_magic), "bad_magic");
     let mut future = good.clone();
-    future[8] = 2;
+    future[8..12].copy_from_slice(&(SNAPSHOT_VERSION + 1).to_le_bytes());
     assert_eq!(code_of(&future), "unsupported_version");
     let mut huge = good.clone();
     huge[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -568,10 +568,12 @@ fn damaged_snapshots_are_refused() {
     #[derive(Serialize)]
     struct Mirror {
         branches: BTreeMap<u16, Branch>,
+        identity: corebank_identity::IdentityState,
     }
     let mut branch = three_branches().branch(code(1)).unwrap().clone();
     let misfiled = Mirror {
         branches: BTreeMap::from([(5, branch.clone())]),
+        identity: corebank_identity::IdentityState::new(),
     };
     let encode =
         |m: &Mirror| bincode::serde::encode_to_vec(m, bincode::config::standard()).unwrap();
@@ -582,6 +584,7 @@ fn damaged_snapshots_are_refused() {
     });
     let ghost_leader = Mirror {
         branches: BTreeMap::from([(1, branch)]),
+        identity: corebank_identity::IdentityState::new(),
     };
     let error = Directory::from_snapshot_bytes(&frame(&encode(&ghost_leader))).unwrap_err();
     assert!(error.to_string().contains("leader 99"), "{error}");

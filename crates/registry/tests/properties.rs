@@ -106,7 +106,9 @@ fn step(model: &mut Model, command: &RegistryCommand) {
                 replicas.remove(node_id);
             }
         }
-        RegistryCommand::UpdateBranch { .. } | RegistryCommand::Heartbeat(_) => {}
+        RegistryCommand::UpdateBranch { .. }
+        | RegistryCommand::Heartbeat(_)
+        | RegistryCommand::Identity(_) => {}
     }
 }
 

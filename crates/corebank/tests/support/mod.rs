@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use corebank_client::{Client, ClientConfig, v1};
 
+pub mod bank;
+pub mod http;
+
 pub struct NodeProcess {
     pub child: Child,
     pub grpc: SocketAddr,
