@@ -553,6 +553,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let front = runtime.block_on(gateway::start(registry, gateway_port, &data_dir))?;
     let demo_users = runtime.block_on(gateway::demo_users(&front, &branches))?;
     print!("{}", gateway::announce(&front, &demo_users));
+    // The agent's cross-branch mule-ring alerts join the analysts' feed (held,
+    // declined and frozen come from the branches' risk journals already).
+    let agent = agent.map(Arc::new);
+    let bridge = agent.as_ref().map(|agent| {
+        runtime.spawn(gateway::bridge_agent_alerts(
+            Arc::clone(agent),
+            Arc::clone(&front.app().hub),
+        ))
+    });
     // So does the customers' traffic through the fraud screen, one replay per branch.
     let fraud_tasks: Vec<_> = if args.fraud_customers > 0 {
         let trained =
@@ -709,7 +718,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         directory_view.as_deref(),
     );
     print!("{report}");
-    if let Some(agent) = agent {
+    if let Some(task) = bridge {
+        task.abort();
+        let _ = runtime.block_on(task);
+    }
+    if let Some(agent) = agent.and_then(|agent| Arc::into_inner(agent)) {
         let alerts = runtime.block_on(fraud::settle_alerts(&agent));
         print!("{}", fraud::report(&screening, Some(&alerts)));
         runtime.block_on(agent.shutdown(Duration::from_secs(1)));

@@ -932,6 +932,56 @@ fn tokens_expire_limits_bite_and_two_gateways_share_the_users() {
             .problem(401),
         "token_invalid"
     );
+    // Per debited account: 10 payments a second, burst 20.
+    create_user(&admin, "tina", "teller");
+    create_user(&admin, "frank", "customer");
+    let tina = signed_in(&Api::new(first.addr), "tina", "tina-password-1");
+    let frank = signed_in(&Api::new(first.addr), "frank", "frank-password-1");
+    let frank_account = frank
+        .post("/api/v1/accounts", &json!({"currency": "EUR"}))
+        .json()["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = frank
+        .post("/api/v1/accounts", &json!({"currency": "EUR"}))
+        .json()["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        post_key(
+            &tina,
+            "/api/v1/deposits",
+            &json!({"account": frank_account, "amount": "100.00"}),
+            "seed"
+        )
+        .status,
+        201
+    );
+    let mut account_limited = None;
+    for i in 0..60 {
+        let response = post_key(
+            &frank,
+            "/api/v1/transfers",
+            &json!({"from_account": frank_account, "to_account": other, "amount": "0.01"}),
+            &format!("burst-{i}"),
+        );
+        if response.status == 429 {
+            account_limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status, 201, "{}", response.text());
+    }
+    let account_limited = account_limited.expect("payments from one account are rate-limited");
+    assert_eq!(account_limited.problem(429), "rate_limited");
+    assert!(
+        account_limited.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("account")
+    );
+
     // Sign-in attempts per address: 3 a minute at the second gateway.
     let fresh = signed_in(&Api::new(first.addr), "erin", "erin-password-1");
     let limited = Api::new(second.addr);

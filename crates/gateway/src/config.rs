@@ -80,9 +80,6 @@ pub struct GatewayConfig {
     pub body_bytes_max: usize,
     /// The longest a (non-stream) request may take.
     pub request_timeout: Duration,
-    /// The risk agent's HTTP address (`host:port`), whose alerts (mule rings)
-    /// join the branches' risk journals in the alert feed.
-    pub agent: Option<String>,
     /// The name shown in authenticator apps for the second factor.
     pub totp_issuer: String,
 }
@@ -104,7 +101,6 @@ impl GatewayConfig {
             tokens: TokenLifetimes::default(),
             body_bytes_max: 64 * 1024,
             request_timeout: Duration::from_secs(10),
-            agent: None,
             totp_issuer: "corebank".to_owned(),
         }
     }

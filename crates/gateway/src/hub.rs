@@ -28,6 +28,45 @@ const START_BACK: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Evicted;
 
+/// A committed transfer as the hub keeps it: no allocation, numbers only; the
+/// account numbers and decimal amounts are made when it is sent to a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawEvent {
+    pub branch: u16,
+    /// Where it stands in its branch's stream (the ledger timestamp, ns).
+    pub position: u64,
+    pub at_ns: u64,
+    pub transfer_id: u128,
+    pub debit: u128,
+    pub credit: u128,
+    pub minor: u128,
+    /// ISO 4217 numeric code (the ledger).
+    pub ledger: u32,
+    pub status: &'static str,
+}
+
+impl RawEvent {
+    pub fn touches(&self, account_id: u128) -> bool {
+        self.debit == account_id || self.credit == account_id
+    }
+
+    /// The view the streams send.
+    pub fn view(&self) -> TransferEvent {
+        let (amount, currency) = amount_text(self.ledger, self.minor);
+        TransferEvent {
+            position: self.position,
+            transfer_id: self.transfer_id.to_string(),
+            at: rfc3339(self.at_ns),
+            branch: self.branch,
+            debit_account: number_of(self.debit).unwrap_or_default(),
+            credit_account: number_of(self.credit).unwrap_or_default(),
+            amount,
+            currency,
+            status: self.status.to_owned(),
+        }
+    }
+}
+
 /// A committed transfer as the streams show it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TransferEvent {
@@ -89,7 +128,7 @@ struct Figures {
 
 #[derive(Debug, Default)]
 struct Rings {
-    events: VecDeque<Arc<TransferEvent>>,
+    events: VecDeque<RawEvent>,
     /// Per branch: the first position still kept after eviction (events at or
     /// before it may have been lost to a resuming client).
     evicted_up_to: BTreeMap<u16, u64>,
@@ -104,7 +143,7 @@ struct Rings {
 pub struct Hub {
     rings: Mutex<Rings>,
     figures: Mutex<Figures>,
-    events_tx: broadcast::Sender<Arc<TransferEvent>>,
+    events_tx: broadcast::Sender<RawEvent>,
     alerts_tx: broadcast::Sender<Arc<Alert>>,
 }
 
@@ -160,7 +199,7 @@ impl Hub {
         }
     }
 
-    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<TransferEvent>> {
+    pub fn subscribe_events(&self) -> broadcast::Receiver<RawEvent> {
         self.events_tx.subscribe()
     }
 
@@ -173,8 +212,8 @@ impl Hub {
     pub fn events_after(
         &self,
         cursor: &BTreeMap<u16, u64>,
-        keep: impl Fn(&TransferEvent) -> bool,
-    ) -> Result<Vec<Arc<TransferEvent>>, Evicted> {
+        keep: impl Fn(&RawEvent) -> bool,
+    ) -> Result<Vec<RawEvent>, Evicted> {
         let rings = lock(&self.rings);
         for (branch, position) in cursor {
             if rings
@@ -194,27 +233,8 @@ impl Hub {
                     .is_none_or(|position| event.position > *position)
             })
             .filter(|event| keep(event))
-            .cloned()
+            .copied()
             .collect())
-    }
-
-    /// The newest `limit` events passing `keep`, oldest first.
-    pub fn recent_events(
-        &self,
-        limit: usize,
-        keep: impl Fn(&TransferEvent) -> bool,
-    ) -> Vec<Arc<TransferEvent>> {
-        let rings = lock(&self.rings);
-        let mut picked: Vec<_> = rings
-            .events
-            .iter()
-            .rev()
-            .filter(|event| keep(event))
-            .take(limit)
-            .cloned()
-            .collect();
-        picked.reverse();
-        picked
     }
 
     /// Alerts after `seq` (oldest first), or the newest `limit` when `seq` is None.
@@ -285,7 +305,7 @@ impl Hub {
         lock(&self.rings).branch_status.insert(branch, (up, error));
     }
 
-    fn push_event(&self, event: TransferEvent, numeric: u32, minor: u128, counts: bool) {
+    fn push_event(&self, event: RawEvent, counts: bool) {
         if counts {
             let second = event.position / 1_000_000_000;
             let mut figures = lock(&self.figures);
@@ -304,15 +324,14 @@ impl Hub {
             }
             let volume = figures
                 .volumes
-                .entry((event.branch, numeric))
+                .entry((event.branch, event.ledger))
                 .or_insert((0, 0));
             volume.0 += 1;
-            volume.1 = volume.1.saturating_add(minor);
+            volume.1 = volume.1.saturating_add(event.minor);
         }
-        let event = Arc::new(event);
         {
             let mut rings = lock(&self.rings);
-            rings.events.push_back(event.clone());
+            rings.events.push_back(event);
             while rings.events.len() > EVENTS_KEPT {
                 if let Some(old) = rings.events.pop_front() {
                     rings.evicted_up_to.insert(old.branch, old.position);
@@ -355,26 +374,23 @@ impl Hub {
         } else {
             ("posted", u128_of(transfer.amount), true)
         };
-        let (amount, currency) = amount_text(transfer.ledger, minor);
-        let at = if transfer.timestamp != 0 {
+        let at_ns = if transfer.timestamp != 0 {
             transfer.timestamp
         } else {
             event.position
         };
         self.push_event(
-            TransferEvent {
-                position: event.position,
-                transfer_id: u128_of(transfer.id).to_string(),
-                at: rfc3339(at),
+            RawEvent {
                 branch,
-                debit_account: number_of(u128_of(transfer.debit_account_id)).unwrap_or_default(),
-                credit_account: number_of(u128_of(transfer.credit_account_id)).unwrap_or_default(),
-                amount,
-                currency,
-                status: status.to_owned(),
+                position: event.position,
+                at_ns,
+                transfer_id: u128_of(transfer.id),
+                debit: u128_of(transfer.debit_account_id),
+                credit: u128_of(transfer.credit_account_id),
+                minor,
+                ledger: transfer.ledger,
+                status,
             },
-            transfer.ledger,
-            minor,
             counts,
         );
     }
@@ -523,26 +539,26 @@ async fn follow_risk(hub: Arc<Hub>, backend: Backend, code: u16) {
 mod tests {
     use super::*;
 
-    fn event(branch: u16, position: u64, debit: &str) -> TransferEvent {
-        TransferEvent {
-            position,
-            transfer_id: position.to_string(),
-            at: rfc3339(position),
+    fn event(branch: u16, position: u64, debit: u128) -> RawEvent {
+        RawEvent {
             branch,
-            debit_account: debit.into(),
-            credit_account: String::new(),
-            amount: "1.00".into(),
-            currency: "EUR".into(),
-            status: "posted".into(),
+            position,
+            at_ns: position,
+            transfer_id: u128::from(position),
+            debit,
+            credit: 0,
+            minor: 100,
+            ledger: 978,
+            status: "posted",
         }
     }
 
     #[test]
     fn resumption_gives_what_came_after_the_cursor_per_branch() {
         let hub = Hub::new();
-        hub.push_event(event(1, 10, "A"), 978, 100, true);
-        hub.push_event(event(2, 11, "B"), 978, 100, true);
-        hub.push_event(event(1, 12, "A"), 978, 100, true);
+        hub.push_event(event(1, 10, 7), true);
+        hub.push_event(event(2, 11, 8), true);
+        hub.push_event(event(1, 12, 7), true);
         let cursor = BTreeMap::from([(1, 10), (2, 11)]);
         let after = hub.events_after(&cursor, |_| true).unwrap();
         assert_eq!(after.len(), 1);
@@ -555,13 +571,20 @@ mod tests {
         assert_eq!(volumes.len(), 2);
         assert_eq!(volumes[0].amount, "2.00");
         assert_eq!(volumes[0].transfers, 2);
+        let view = after[0].view();
+        assert_eq!(view.amount, "1.00");
+        assert_eq!(view.currency, "EUR");
+        assert_eq!(
+            view.debit_account, "",
+            "internal or unknown accounts have no number"
+        );
     }
 
     #[test]
     fn a_cursor_older_than_the_ring_is_refused() {
         let hub = Hub::new();
         for position in 1..=u64::try_from(EVENTS_KEPT).unwrap() + 10 {
-            hub.push_event(event(1, position, "A"), 978, 1, false);
+            hub.push_event(event(1, position, 7), false);
         }
         assert!(
             hub.events_after(&BTreeMap::from([(1, 3)]), |_| true)

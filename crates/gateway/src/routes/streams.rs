@@ -5,7 +5,7 @@
 //! the stream after exactly those events; when the gateway no longer holds them,
 //! the stream says `reset` (reload, then follow on).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,7 +26,7 @@ use crate::app::App;
 use crate::auth::{Caller, Perm, Principal};
 use crate::backend::parse_account;
 use crate::extract::Query;
-use crate::hub::TransferEvent;
+use crate::hub::RawEvent;
 use crate::problem::{ApiResult, Problem, ProblemBody};
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
@@ -145,28 +145,39 @@ async fn balance_event(app: &App, account: &str) -> Option<Event> {
     ))
 }
 
+/// The accounts a stream follows: id → number, and the customer whose accounts
+/// they are (new ones join while the stream lives).
+type Followed = Option<(Option<u64>, BTreeMap<u128, String>)>;
+
+fn followed(numbers: impl IntoIterator<Item = String>) -> BTreeMap<u128, String> {
+    numbers
+        .into_iter()
+        .filter_map(|n| {
+            parse_account("account", &n)
+                .ok()
+                .map(|a| (a.account_id(), n))
+        })
+        .collect()
+}
+
 /// Runs one transfer stream: the backlog after the cursor, then live events,
-/// each filtered by `accounts` (None = every transfer).
+/// each filtered by the accounts followed (None = every transfer).
 async fn pump_transfers(
     app: Arc<App>,
     tx: mpsc::Sender<Result<Event, Infallible>>,
     mut cursor: BTreeMap<u16, u64>,
     resume: bool,
-    accounts: Option<(Option<u64>, BTreeSet<String>)>,
+    accounts: Followed,
 ) {
     let _guard = StreamGuard::new(&app);
     let mut live = app.hub.subscribe_events();
     let mut accounts = accounts;
-    let touches = |accounts: &Option<(Option<u64>, BTreeSet<String>)>, event: &TransferEvent| {
-        match accounts {
-            None => true,
-            Some((_, set)) => {
-                set.contains(&event.debit_account) || set.contains(&event.credit_account)
-            }
-        }
+    let touches = |accounts: &Followed, event: &RawEvent| match accounts {
+        None => true,
+        Some((_, ids)) => ids.contains_key(&event.debit) || ids.contains_key(&event.credit),
     };
-    if let Some((_, set)) = &accounts {
-        for account in set {
+    if let Some((_, ids)) = &accounts {
+        for account in ids.values() {
             if let Some(event) = balance_event(&app, account).await
                 && tx.send(Ok(event)).await.is_err()
             {
@@ -201,14 +212,14 @@ async fn pump_transfers(
                 continue;
             }
             cursor.insert(event.branch, event.position);
-            let sse = json_event("transfer", event.as_ref()).id(encode_cursor(&cursor));
+            let sse = json_event("transfer", &event.view()).id(encode_cursor(&cursor));
             if tx.send(Ok(sse)).await.is_err() {
                 return;
             }
-            if let Some((_, set)) = &accounts {
-                for account in [&event.debit_account, &event.credit_account] {
-                    if set.contains(account)
-                        && let Some(balance) = balance_event(&app, account).await
+            if let Some((_, ids)) = &accounts {
+                for id in [event.debit, event.credit] {
+                    if let Some(number) = ids.get(&id)
+                        && let Some(balance) = balance_event(&app, number).await
                         && tx.send(Ok(balance)).await.is_err()
                     {
                         return;
@@ -217,12 +228,12 @@ async fn pump_transfers(
             }
         }
         // A customer who opens an account while watching sees it too.
-        if let Some((Some(user_id), set)) = &mut accounts
+        if let Some((Some(user_id), ids)) = &mut accounts
             && refreshed.elapsed() > Duration::from_secs(5)
         {
             refreshed = tokio::time::Instant::now();
             if let Ok(user) = app.user(*user_id).await {
-                set.extend(user.accounts.iter().cloned());
+                ids.extend(followed(user.accounts.iter().cloned()));
             }
         }
         match live.recv().await {
@@ -282,16 +293,13 @@ pub async fn account_stream(
             app.audit(&caller, "stream.accounts", &format!("user:{id}"), Ok(""))
                 .await;
             let user = app.user(*id).await?;
-            (
-                Some(*id),
-                user.accounts.iter().cloned().collect::<BTreeSet<_>>(),
-            )
+            (Some(*id), followed(user.accounts.iter().cloned()))
         }
         (_, Some(account)) => {
             let number = parse_account("account", account)?.to_string();
             app.allow_account(&caller, Perm::AccountsRead, "stream.accounts", &number)
                 .await?;
-            (None, BTreeSet::from([number]))
+            (None, followed([number]))
         }
         (_, None) => {
             return Err(Problem::invalid(
