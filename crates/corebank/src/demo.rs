@@ -722,7 +722,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         task.abort();
         let _ = runtime.block_on(task);
     }
-    if let Some(agent) = agent.and_then(|agent| Arc::into_inner(agent)) {
+    if let Some(agent) = agent.and_then(Arc::into_inner) {
         let alerts = runtime.block_on(fraud::settle_alerts(&agent));
         print!("{}", fraud::report(&screening, Some(&alerts)));
         runtime.block_on(agent.shutdown(Duration::from_secs(1)));

@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(after.len(), 1);
         assert_eq!(after[0].position, 12);
         let only_b = hub
-            .events_after(&BTreeMap::new(), |e| e.debit_account == "B")
+            .events_after(&BTreeMap::new(), |e| e.touches(8))
             .unwrap();
         assert_eq!(only_b.len(), 1);
         let volumes = hub.volumes();
