@@ -481,6 +481,17 @@ fn the_gateway_serves_customers_staff_and_services_and_refuses_what_it_must() {
             .json()["balance"]["available"],
         "366.00"
     );
+    // The held transfer was a reservation; released, it reads as posted; the
+    // released hold as voided.
+    assert_eq!(
+        alice.get(&format!("/api/v1/transfers/{held_id}")).json()["status"],
+        "posted"
+    );
+    let hold2_id = hold2["hold_id"].as_str().unwrap();
+    assert_eq!(
+        teller.get(&format!("/api/v1/transfers/{hold2_id}")).json()["status"],
+        "voided"
+    );
     eventually(Duration::from_secs(10), "the alerts", || {
         let alerts = analyst.get("/api/v1/risk/alerts").json();
         alerts["items"]

@@ -797,18 +797,29 @@ impl banking_server::Banking for BankingService {
                 filter.timestamp_min = after.saturating_add(1);
             }
         }
-        let (account, transfers, balances) = read(&self.node, body.consistency, |ledger| {
-            let account = ledger.account(id);
-            let transfers = ledger.get_account_transfers(&filter);
-            let balances = ledger.get_account_balances(&AccountFilter {
-                limit: 8_190,
-                direction: corebank_ledger::Direction::Both,
-                code: 0,
-                ..filter
-            });
-            (account, transfers, balances)
-        })
-        .await?;
+        let (account, transfers, balances, reservations) =
+            read(&self.node, body.consistency, |ledger| {
+                let account = ledger.account(id);
+                let transfers = ledger.get_account_transfers(&filter);
+                // Where each reservation on the page stands now (posted, voided, expired).
+                let reservations: std::collections::HashMap<u128, PendingStatus> = transfers
+                    .as_ref()
+                    .map(|page| {
+                        page.iter()
+                            .filter(|t| t.flags.contains(TransferFlags::PENDING))
+                            .filter_map(|t| ledger.pending_status(t.id).map(|s| (t.id, s)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let balances = ledger.get_account_balances(&AccountFilter {
+                    limit: 8_190,
+                    direction: corebank_ledger::Direction::Both,
+                    code: 0,
+                    ..filter
+                });
+                (account, transfers, balances, reservations)
+            })
+            .await?;
         let account = account.ok_or_else(|| {
             bank_error(BankingError::AccountNotFound {
                 account: number.to_string(),
@@ -858,10 +869,13 @@ impl banking_server::Banking for BankingService {
                     description: transfer_code::describe(t.code).to_string(),
                     reference: String::new(),
                     transfer_id: u128_field(t.id),
-                    status: if pending {
-                        v1::TransferStatus::Pending
-                    } else {
-                        v1::TransferStatus::Posted
+                    status: match (pending, reservations.get(&t.id)) {
+                        (false, _) | (true, Some(PendingStatus::Posted)) => {
+                            v1::TransferStatus::Posted
+                        }
+                        (true, Some(PendingStatus::Voided)) => v1::TransferStatus::Voided,
+                        (true, Some(PendingStatus::Expired)) => v1::TransferStatus::Expired,
+                        (true, _) => v1::TransferStatus::Pending,
                     } as i32,
                 }
             })

@@ -619,9 +619,18 @@ pub async fn get_transfer(
         let pending = transfer
             .flags
             .contains(corebank_ledger::TransferFlags::PENDING);
+        let status = if pending {
+            // Where a reservation stands (still pending, posted, voided, expired) is
+            // on the statement line of the transfer, found at its own timestamp.
+            pending_status(&client, &debit, &credit, transfer_id, transfer.timestamp)
+                .await
+                .unwrap_or("pending")
+        } else {
+            "posted"
+        };
         return Ok(Json(TransferView {
             transfer_id: transfer_id.to_string(),
-            status: if pending { "pending" } else { "posted" }.to_owned(),
+            status: status.to_owned(),
             debit_account: debit,
             credit_account: credit,
             amount: currency.map_or_else(
@@ -633,6 +642,37 @@ pub async fn get_transfer(
         }));
     }
     Err(not_found())
+}
+
+/// The status of a pending transfer from the statement line at its timestamp.
+async fn pending_status(
+    client: &corebank_client::Client,
+    debit: &str,
+    credit: &str,
+    transfer_id: u128,
+    timestamp_ns: u64,
+) -> Option<&'static str> {
+    let account = if debit.is_empty() { credit } else { debit };
+    if account.is_empty() {
+        return None;
+    }
+    let reply = client
+        .statement_with(v1::GetStatementRequest {
+            account_number: account.to_owned(),
+            from_ns: timestamp_ns,
+            to_ns: timestamp_ns,
+            limit: 10,
+            page_token: String::new(),
+            reversed: false,
+            consistency: 0,
+        })
+        .await
+        .ok()?;
+    reply
+        .entries
+        .iter()
+        .find(|e| e.transfer_id.map(u128::from) == Some(transfer_id))
+        .map(|e| status_name(e.status))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
