@@ -25,6 +25,18 @@ pub struct ProblemBody {
     pub field: Option<String>,
 }
 
+/// The error answers every operation documents: a refusal (`4XX`) or a backend
+/// failure (`5XX`), both problem+json.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum Problems {
+    /// Refused: see `code`.
+    #[response(status = "4XX", content_type = "application/problem+json")]
+    Refused(#[to_schema] ProblemBody),
+    /// A backend (branch, registry) failed or is unavailable.
+    #[response(status = "5XX", content_type = "application/problem+json")]
+    Failed(#[to_schema] ProblemBody),
+}
+
 /// An error answer: a status, a stable code and a sentence.
 #[derive(Debug, Clone)]
 pub struct Problem {

@@ -17,7 +17,7 @@ use crate::app::{App, AuditOutcome, now_ms, now_s};
 use crate::auth::{Anonymous, Caller, Principal, RequestFacts};
 use crate::extract::Body;
 use crate::hub::rfc3339;
-use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::problem::{ApiResult, Problem, ProblemBody, Problems};
 use crate::tokens::{Claims, ISSUER, family_hex, random_hex};
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
@@ -594,8 +594,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses(
         (status = 204, description = "Signed out"),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn logout(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<StatusCode> {
     let Principal::User { session, .. } = caller.principal else {
@@ -636,8 +635,7 @@ fn user_id(caller: &Caller) -> ApiResult<u64> {
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn me(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<UserView>> {
     let id = user_id(&caller)?;
@@ -657,8 +655,7 @@ pub struct PasswordBody {
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = PasswordBody,
     responses(
         (status = 204, description = "Changed"),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn change_password(
     State(app): State<Arc<App>>,
@@ -726,8 +723,7 @@ pub struct TotpEnrolmentView {
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth",
     responses(
         (status = 200, description = "Scan the QR code, then confirm", body = TotpEnrolmentView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn totp_enrol(
     State(app): State<Arc<App>>,
@@ -778,8 +774,7 @@ pub struct RecoveryCodes {
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = CodeBody,
     responses(
         (status = 200, description = "The second factor is on", body = RecoveryCodes),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn totp_confirm(
     State(app): State<Arc<App>>,
@@ -837,8 +832,7 @@ pub async fn totp_confirm(
 #[utoipa::path(post, path = "/api/v1/me/totp/disable", tag = "auth", request_body = CodeBody,
     responses(
         (status = 204, description = "The second factor is off"),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn totp_disable(
     State(app): State<Arc<App>>,

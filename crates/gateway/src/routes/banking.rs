@@ -18,7 +18,7 @@ use crate::auth::{Caller, Perm, Principal, forbidden};
 use crate::backend::{number_of, parse_account};
 use crate::extract::{Body, Path, Query, idempotency_key, text};
 use crate::hub::rfc3339;
-use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::problem::{ApiResult, Problem, Problems};
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
@@ -128,8 +128,7 @@ pub struct NewAccount {
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount,
     responses(
         (status = 201, description = "Opened", body = AccountView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn open_account(
     State(app): State<Arc<App>>,
@@ -236,8 +235,7 @@ pub struct AccountList {
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", params(AccountListQuery),
     responses(
         (status = 200, description = "The accounts", body = AccountList),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn list_accounts(
     State(app): State<Arc<App>>,
@@ -291,8 +289,7 @@ pub async fn list_accounts(
 #[utoipa::path(get, path = "/api/v1/accounts/{number}", tag = "accounts", params(("number" = String, Path, description = "The account number")),
     responses(
         (status = 200, description = "The account", body = AccountView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn get_account(
     State(app): State<Arc<App>>,
@@ -358,8 +355,7 @@ fn status_name(status: i32) -> &'static str {
     params(("number" = String, Path, description = "The account number"), PageQuery),
     responses(
         (status = 200, description = "A page of movements", body = EntryPage),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn transactions(
     State(app): State<Arc<App>>,
@@ -499,8 +495,7 @@ pub struct NewTransfer {
     responses(
         (status = 201, description = "Done (or held for review)", body = Receipt),
         (status = 200, description = "A retry: the first outcome", body = Receipt),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_transfer(
     State(app): State<Arc<App>>,
@@ -563,8 +558,7 @@ pub struct TransferView {
 #[utoipa::path(get, path = "/api/v1/transfers/{id}", tag = "payments", params(("id" = String, Path, description = "The transfer id (decimal)")),
     responses(
         (status = 200, description = "The transfer", body = TransferView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn get_transfer(
     State(app): State<Arc<App>>,
@@ -763,8 +757,7 @@ async fn cash(
     responses(
         (status = 201, description = "Deposited", body = Receipt),
         (status = 200, description = "A retry: the first outcome", body = Receipt),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn deposit(
     State(app): State<Arc<App>>,
@@ -781,8 +774,7 @@ pub async fn deposit(
     responses(
         (status = 201, description = "Withdrawn", body = Receipt),
         (status = 200, description = "A retry: the first outcome", body = Receipt),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn withdraw(
     State(app): State<Arc<App>>,
@@ -846,8 +838,7 @@ pub struct NewHold {
     responses(
         (status = 201, description = "Placed", body = HoldView),
         (status = 200, description = "A retry: the first outcome", body = HoldView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn place_hold(
     State(app): State<Arc<App>>,
@@ -943,8 +934,7 @@ async fn settle(
     params(("id" = String, Path, description = "The hold id (decimal)")),
     responses(
         (status = 200, description = "Captured", body = HoldView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn capture_hold(
     State(app): State<Arc<App>>,
@@ -960,8 +950,7 @@ pub async fn capture_hold(
     params(("id" = String, Path, description = "The hold id (decimal)")),
     responses(
         (status = 200, description = "Released", body = HoldView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn release_hold(
     State(app): State<Arc<App>>,

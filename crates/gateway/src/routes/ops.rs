@@ -19,7 +19,7 @@ use crate::auth::{Caller, Perm};
 use crate::extract::{Path, Query, text};
 use crate::hub::{Volume, rfc3339};
 use crate::metrics::{Percentiles, ms_text};
-use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::problem::{ApiResult, Problem, ProblemBody, Problems};
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
@@ -84,8 +84,7 @@ pub struct Overview {
 #[utoipa::path(get, path = "/api/v1/ops/overview", tag = "operations",
     responses(
         (status = 200, description = "The figures", body = Overview),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn overview(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<Overview>> {
     app.allow(&caller, Perm::OpsRead, "ops.overview", "ops")
@@ -156,8 +155,7 @@ pub async fn overview(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<
     params(("name" = String, Path, description = "`throughput.svg`, `latency.svg` or `volumes.svg`")),
     responses(
         (status = 200, description = "The chart", content_type = "image/svg+xml", body = String),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn chart(
     State(app): State<Arc<App>>,
@@ -257,8 +255,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditSearch),
     responses(
         (status = 200, description = "A page of records", body = AuditPageView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn search_audit(
     State(app): State<Arc<App>>,
@@ -363,8 +360,7 @@ pub struct AuditVerification {
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses(
         (status = 200, description = "The verification", body = AuditVerification),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn verify_audit(
     State(app): State<Arc<App>>,

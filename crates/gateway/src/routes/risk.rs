@@ -15,7 +15,7 @@ use crate::auth::{Caller, Perm};
 use crate::backend::parse_account;
 use crate::extract::{Body, Path, Query, text};
 use crate::hub::{Alert, rfc3339};
-use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::problem::{ApiResult, Problem, Problems};
 use crate::routes::banking::AccountView;
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
@@ -53,8 +53,7 @@ pub struct HeldList {
 #[utoipa::path(get, path = "/api/v1/risk/held", tag = "risk",
     responses(
         (status = 200, description = "The queue", body = HeldList),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_held(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<HeldList>> {
     app.allow(&caller, Perm::RiskRead, "risk.held.list", "risk")
@@ -128,8 +127,7 @@ fn rpc(status: &tonic::Status) -> Problem {
     params(("transfer_id" = String, Path, description = "The held transfer (decimal)")),
     responses(
         (status = 200, description = "Reviewed", body = ReviewView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn review(
     State(app): State<Arc<App>>,
@@ -204,8 +202,7 @@ pub struct AlertList {
 #[utoipa::path(get, path = "/api/v1/risk/alerts", tag = "risk", params(AlertQuery),
     responses(
         (status = 200, description = "Alerts", body = AlertList),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_alerts(
     State(app): State<Arc<App>>,
@@ -243,8 +240,7 @@ pub struct FrozenList {
 #[utoipa::path(get, path = "/api/v1/risk/frozen", tag = "risk",
     responses(
         (status = 200, description = "Frozen accounts", body = FrozenList),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_frozen(
     State(app): State<Arc<App>>,
@@ -348,8 +344,7 @@ async fn set_frozen(
     params(("number" = String, Path, description = "The account number")),
     responses(
         (status = 200, description = "Frozen", body = AccountView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn freeze(
     State(app): State<Arc<App>>,
@@ -365,8 +360,7 @@ pub async fn freeze(
     params(("number" = String, Path, description = "The account number")),
     responses(
         (status = 200, description = "Unfrozen", body = AccountView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn unfreeze(
     State(app): State<Arc<App>>,

@@ -27,7 +27,7 @@ use crate::auth::{Caller, Perm, Principal};
 use crate::backend::parse_account;
 use crate::extract::Query;
 use crate::hub::RawEvent;
-use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::problem::{ApiResult, Problem, Problems};
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
@@ -266,8 +266,7 @@ async fn pump_transfers(
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
     responses(
         (status = 200, description = "`transfer`, `balance` and `reset` events", content_type = "text/event-stream", body = String),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn account_stream(
     State(app): State<Arc<App>>,
@@ -324,8 +323,7 @@ pub async fn account_stream(
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
     responses(
         (status = 200, description = "`transfer` and `reset` events", content_type = "text/event-stream", body = String),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn event_stream(
     State(app): State<Arc<App>>,
@@ -357,8 +355,7 @@ pub async fn event_stream(
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
     responses(
         (status = 200, description = "`alert` events", content_type = "text/event-stream", body = String),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn alert_stream(
     State(app): State<Arc<App>>,

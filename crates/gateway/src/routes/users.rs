@@ -17,7 +17,7 @@ use crate::app::{App, now_ms};
 use crate::auth::{Caller, Perm, forbidden};
 use crate::extract::{Body, Path, Query, text};
 use crate::hub::rfc3339;
-use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::problem::{ApiResult, Problem, Problems};
 use crate::routes::auth::{UserView, hash_password};
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
@@ -60,8 +60,7 @@ async fn default_branch(app: &App) -> ApiResult<u16> {
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses(
         (status = 201, description = "Created", body = UserView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn create_user(
     State(app): State<Arc<App>>,
@@ -163,8 +162,7 @@ pub struct UserPage {
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery),
     responses(
         (status = 200, description = "A page of users", body = UserPage),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn list_users(
     State(app): State<Arc<App>>,
@@ -223,8 +221,7 @@ pub async fn list_users(
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = u64, Path, description = "The user id")),
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn get_user(
     State(app): State<Arc<App>>,
@@ -290,8 +287,7 @@ async fn user_view_after(app: &App, id: u64, view: Option<UserView>) -> ApiResul
 #[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", params(("id" = u64, Path, description = "The user id")),
     responses(
         (status = 200, description = "Unlocked", body = UserView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn unlock_user(
     State(app): State<Arc<App>>,
@@ -313,8 +309,7 @@ pub async fn unlock_user(
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = u64, Path, description = "The user id")),
     responses(
         (status = 200, description = "Disabled", body = UserView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn disable_user(
     State(app): State<Arc<App>>,
@@ -346,8 +341,7 @@ pub async fn disable_user(
 #[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = u64, Path, description = "The user id")),
     responses(
         (status = 200, description = "Enabled", body = UserView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn enable_user(
     State(app): State<Arc<App>>,
@@ -373,8 +367,7 @@ pub async fn enable_user(
 #[utoipa::path(post, path = "/api/v1/users/{id}/revoke-sessions", tag = "users", params(("id" = u64, Path, description = "The user id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn revoke_user_sessions(
     State(app): State<Arc<App>>,
@@ -400,8 +393,7 @@ pub async fn revoke_user_sessions(
 #[utoipa::path(post, path = "/api/v1/users/{id}/reset-totp", tag = "users", params(("id" = u64, Path, description = "The user id")),
     responses(
         (status = 204, description = "Reset"),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn reset_user_totp(
     State(app): State<Arc<App>>,
@@ -458,8 +450,7 @@ fn key_view(key: &corebank_identity::ApiKey, secret: Option<String>) -> ApiKeyVi
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "users", request_body = NewApiKey,
     responses(
         (status = 201, description = "Created; `key` is shown only now", body = ApiKeyView),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn create_api_key(
     State(app): State<Arc<App>>,
@@ -525,8 +516,7 @@ pub struct ApiKeyList {
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "users",
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn list_api_keys(
     State(app): State<Arc<App>>,
@@ -548,8 +538,7 @@ pub async fn list_api_keys(
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "users", params(("id" = String, Path, description = "The key id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = "4XX", description = "Refused", body = ProblemBody, content_type = "application/problem+json"),
-        (status = "5XX", description = "A backend failed", body = ProblemBody, content_type = "application/problem+json")),
+        Problems),
     security(("bearer" = [])))]
 pub async fn revoke_api_key(
     State(app): State<Arc<App>>,
