@@ -45,6 +45,7 @@ pub struct GatewayArgs {
     /// A client certificate (PEM) for mutual TLS to the backends; needs --backend-key.
     #[arg(long, value_name = "FILE", requires = "backend_key")]
     pub backend_cert: Option<PathBuf>,
+    /// The private key (PEM) of --backend-cert.
     #[arg(long, value_name = "FILE", requires = "backend_cert")]
     pub backend_key: Option<PathBuf>,
     /// The JWT signing key file (shared by gateways that accept each other's tokens)
