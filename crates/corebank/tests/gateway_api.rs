@@ -580,6 +580,49 @@ fn the_gateway_serves_customers_staff_and_services_and_refuses_what_it_must() {
         None,
     );
     assert_eq!(events.status, 403);
+    // The bank-wide feed, paced for people: one transfer a second here, the rest
+    // counted in a `skipped` event.
+    let mut feed = EventStream::open(
+        gateway.addr,
+        "/api/v1/streams/events?max_per_second=1",
+        analyst.token.as_deref().unwrap(),
+        None,
+    );
+    assert_eq!(feed.status, 200);
+    for i in 0..4 {
+        let paid = post_key(
+            &alice,
+            "/api/v1/transfers",
+            &json!({"from_account": alice_account, "to_account": bob_account, "amount": "0.10"}),
+            &format!("feed-{i}"),
+        );
+        assert_eq!(paid.status, 201, "{}", paid.text());
+    }
+    assert!(
+        feed.until("transfer", Duration::from_secs(10), |t| t["amount"]
+            == "0.10")
+            .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+    let last = post_key(
+        &alice,
+        "/api/v1/transfers",
+        &json!({"from_account": alice_account, "to_account": bob_account, "amount": "0.20"}),
+        "feed-last",
+    );
+    assert_eq!(last.status, 201);
+    let skipped = feed
+        .until("skipped", Duration::from_secs(10), |s| {
+            s["count"].as_u64().unwrap_or(0) >= 3
+        })
+        .expect("the feed says what it left out");
+    assert!(skipped.id.is_some());
+    assert!(
+        feed.until("transfer", Duration::from_secs(10), |t| t["amount"]
+            == "0.20")
+            .is_some()
+    );
+    drop(feed);
 
     // API keys with scopes.
     let made = admin.post(

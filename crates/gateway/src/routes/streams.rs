@@ -46,7 +46,15 @@ pub struct StreamQuery {
     pub account: Option<String>,
     /// Instead of the `Last-Event-ID` header (for clients that cannot set it).
     pub last_event_id: Option<String>,
+    /// The bank-wide feed only: at most this many `transfer` events a second
+    /// (default 50, for people watching); beyond it a `skipped` event counts what
+    /// was left out, once a second. 0 = every event (for services).
+    pub max_per_second: Option<u32>,
 }
+
+/// The bank-wide feed's default pace: a busy bank commits hundreds of thousands of
+/// transfers a second, more than a browser can draw.
+pub const FEED_PER_SECOND_DEFAULT: u32 = 50;
 
 pub fn encode_cursor(cursor: &BTreeMap<u16, u64>) -> String {
     cursor
@@ -168,8 +176,10 @@ async fn pump_transfers(
     mut cursor: BTreeMap<u16, u64>,
     resume: bool,
     accounts: Followed,
+    max_per_second: u32,
 ) {
     let _guard = StreamGuard::new(&app);
+    let mut window = (tokio::time::Instant::now(), 0u32, 0u64);
     let mut live = app.hub.subscribe_events();
     let mut accounts = accounts;
     let touches = |accounts: &Followed, event: &RawEvent| match accounts {
@@ -212,6 +222,25 @@ async fn pump_transfers(
                 continue;
             }
             cursor.insert(event.branch, event.position);
+            if max_per_second > 0 {
+                let (started, _, skipped) = &mut window;
+                if started.elapsed() >= Duration::from_secs(1) {
+                    if *skipped > 0 {
+                        let note = json_event("skipped", &serde_json::json!({ "count": *skipped }))
+                            .id(encode_cursor(&cursor));
+                        if tx.send(Ok(note)).await.is_err() {
+                            return;
+                        }
+                    }
+                    window = (tokio::time::Instant::now(), 0, 0);
+                }
+                let (_, sent, skipped) = &mut window;
+                if *sent >= max_per_second {
+                    *skipped += 1;
+                    continue;
+                }
+                *sent += 1;
+            }
             let sse = json_event("transfer", &event.view()).id(encode_cursor(&cursor));
             if tx.send(Ok(sse)).await.is_err() {
                 return;
@@ -314,6 +343,7 @@ pub async fn account_stream(
         cursor,
         resume_id.is_some(),
         Some(accounts),
+        0,
     ));
     Ok(sse(rx))
 }
@@ -322,7 +352,7 @@ pub async fn account_stream(
 #[utoipa::path(get, path = "/api/v1/streams/events", tag = "streams", params(StreamQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
     responses(
-        (status = 200, description = "`transfer` and `reset` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`transfer`, `skipped` and `reset` events", content_type = "text/event-stream", body = String),
         Problems),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn event_stream(
@@ -346,6 +376,7 @@ pub async fn event_stream(
         cursor,
         resume_id.is_some(),
         None,
+        query.max_per_second.unwrap_or(FEED_PER_SECOND_DEFAULT),
     ));
     Ok(sse(rx))
 }
