@@ -177,7 +177,8 @@ impl TlsSettings {
 /// timeout). The pause before attempt `n + 1` is `initial_backoff * 2^(n-1)`,
 /// capped at `max_backoff`, and with `jitter` a random value between half of it
 /// and all of it. Retries stop at `max_attempts` attempts or when the call's
-/// `total_timeout` would be passed.
+/// `total_timeout` would be passed; answers that no leader is known (an election
+/// under way) count against the time only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// The most attempts of one call, the first included (1 = never retry).

@@ -47,7 +47,9 @@
 //! [`ClientConfig::total_timeout`]) when:
 //!
 //! - the node said it **did nothing**: `busy_retry`, `unavailable`, or
-//!   `not_leader` while no leader is known: any call;
+//!   `not_leader` while no leader is known: any call. A branch without a leader
+//!   is electing one: those answers are waited out (with several replicas, the
+//!   next attempt goes to another one) and use up time, not attempts;
 //! - the outcome is **unknown** (a transport error, a timeout): only calls that
 //!   cannot apply anything twice: reads, ledger creates (the client chooses the
 //!   ids: an event already applied answers `exists`), banking calls that move

@@ -59,7 +59,7 @@ where
     let mut after_unknown_outcome = false;
     let mut attempts = 0_u32;
     loop {
-        attempts += 1;
+        attempts = attempts.saturating_add(1);
         let generation = route.generation();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let per_attempt = timing.request_timeout.min(remaining);
@@ -105,6 +105,18 @@ where
         };
         if failure == Failure::OutcomeUnknown {
             after_unknown_outcome = true;
+        }
+        // An election is under way (600 to 1,200 ms, longer under load): the branch
+        // did nothing and will lead again soon, so waiting for it does not use up an
+        // attempt, only time. Another replica may already know the new leader, or be
+        // it: with several, the next attempt goes there, after the usual pause.
+        let electing = matches!(
+            &error,
+            ClientError::Api(api) if api.code == ErrorCode::NotLeader && api.leader.is_none()
+        );
+        if electing {
+            attempts = attempts.saturating_sub(1);
+            route.fail_over(generation).await;
         }
         // Another replica leads: go there. A broken connection: try another replica.
         let moved = match &error {

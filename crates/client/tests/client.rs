@@ -389,6 +389,38 @@ async fn retries_stop_at_max_attempts() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn an_election_is_waited_for_without_using_up_the_attempts() -> TestResult {
+    let (state, config) = start(None).await?;
+    let client = Client::connect(
+        config
+            .with_total_timeout(Duration::from_secs(20))
+            .with_retries(RetryPolicy {
+                max_attempts: 2,
+                ..fast_retries()
+            }),
+    )
+    .await?;
+    // Six answers of a replica that knows no leader yet, then the branch leads
+    // again: the call goes through, though it allows only two attempts.
+    state.fail_next((0..6).map(|_| Fault::Refuse(ApiError::not_leader(None))));
+    assert_eq!(client.lookup_accounts(&[1]).await?, vec![]);
+    assert_eq!(state.requests(), 7);
+
+    // An election that never ends runs into the total timeout, and the caller
+    // learns that no leader is known.
+    let client = Client::connect(
+        ClientConfig::new(client.endpoint())
+            .with_total_timeout(Duration::from_millis(300))
+            .with_retries(fast_retries()),
+    )
+    .await?;
+    state.fail_next((0..10_000).map(|_| Fault::Refuse(ApiError::not_leader(None))));
+    let error = client.lookup_accounts(&[1]).await.unwrap_err();
+    assert_eq!(error.code(), "not_leader");
+    Ok(())
+}
+
 // ------------------------------------------------------------------ timeouts
 
 #[tokio::test]
