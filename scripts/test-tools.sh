@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 packages=()
-command -v kill >/dev/null 2>&1 && [ -x "$(command -v kill)" ] || packages+=(procps)
+{ [ -x /bin/kill ] || [ -x /usr/bin/kill ]; } || packages+=(procps)
 [ -x /usr/bin/chromium ] || packages+=(chromium chromium-driver)
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+# Debian splits venv (and its ensurepip) out of python3.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3 python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "== apt-get install ${packages[*]}"
   $SUDO apt-get update -qq

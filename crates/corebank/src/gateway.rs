@@ -70,6 +70,10 @@ pub struct GatewayArgs {
     /// Lifetime of a session (its refresh tokens), seconds.
     #[arg(long, default_value_t = 43_200)]
     pub session_ttl: u64,
+    /// The risk agent (`corebank agent`), e.g. http://127.0.0.1:7070: its mule-ring
+    /// alerts join the analysts' feed. Without it the feed has the branches' verdicts.
+    #[arg(long, value_name = "URL")]
+    pub agent: Option<String>,
     /// Create this admin user at start if no user has the name, with the password in
     /// COREBANK_ADMIN_PASSWORD.
     #[arg(long, value_name = "USERNAME")]
@@ -86,6 +90,7 @@ pub fn config(args: &GatewayArgs) -> anyhow::Result<GatewayConfig> {
     config.tls_key.clone_from(&args.tls_key);
     config.jwt_key_file.clone_from(&args.jwt_key_file);
     config.cors_origins.clone_from(&args.cors_origins);
+    config.agent.clone_from(&args.agent);
     config.limits.per_client_per_second = args.rate_limit_client;
     config.limits.per_account_per_second = args.rate_limit_account;
     config.limits.logins_per_minute = args.rate_limit_logins;

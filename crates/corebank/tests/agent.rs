@@ -8,11 +8,10 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::agent::start_agent;
 use support::{NodeProcess, client_ok as ok};
 
 /// Mobile payments (channel 3) of 500.00 and more are held (thresholds at 1000 so
@@ -27,54 +26,6 @@ when = [{ feature = "channel", equals = 3 }, { feature = "amount_log10", at_leas
 score = 700
 action = "hold"
 "#;
-
-struct Agent {
-    child: Child,
-    http: SocketAddr,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(data_dir: &Path, args: &[&str]) -> Agent {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corebank"))
-        .arg("agent")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("COREBANK_API_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut http = None;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
-            panic!("the agent exited ({status}) before it was ready");
-        }
-        let text = line.trim_end();
-        if let Some(rest) = text.strip_prefix("listening http ") {
-            http = rest.trim().parse().ok();
-        }
-        if text == "ready" {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
-    Agent {
-        child,
-        http: http.expect("no http address printed"),
-    }
-}
 
 /// One HTTP/1.1 request; (status, body).
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {

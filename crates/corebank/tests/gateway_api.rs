@@ -60,6 +60,54 @@ fn totp_now(secret_base32: &str) -> String {
     corebank_identity::totp::code_at(&secret, now)
 }
 
+type Socket = tungstenite::WebSocket<std::net::TcpStream>;
+
+/// A WebSocket to `/api/v1/streams/ws` that has sent its subscription.
+fn ws_open(addr: std::net::SocketAddr, subscribe: &Value) -> Socket {
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (mut socket, response) =
+        tungstenite::client(format!("ws://{addr}/api/v1/streams/ws"), stream).unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+        .send(tungstenite::Message::Text(subscribe.to_string().into()))
+        .unwrap();
+    socket
+}
+
+/// The next message that `wanted` accepts (others skipped); fails after 20 s quiet.
+fn ws_next(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        match socket.read().expect("a message within 20 s") {
+            tungstenite::Message::Text(text) => {
+                let message: Value = serde_json::from_str(text.as_str()).unwrap();
+                if wanted(&message) {
+                    return message;
+                }
+            }
+            tungstenite::Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// The error message and the close frame (code, reason) of a refused subscription.
+fn ws_refusal(socket: &mut Socket) -> (Value, (u16, String)) {
+    let error = ws_next(socket, |_| true);
+    assert_eq!(error["event"], "error", "{error}");
+    loop {
+        match socket.read() {
+            Ok(tungstenite::Message::Close(Some(frame))) => {
+                return (error, (u16::from(frame.code), frame.reason.to_string()));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}
+
 #[test]
 fn the_gateway_serves_customers_staff_and_services_and_refuses_what_it_must() {
     let root = tempfile::tempdir().unwrap();
@@ -166,6 +214,48 @@ fn the_gateway_serves_customers_staff_and_services_and_refuses_what_it_must() {
             .post("/api/v1/accounts", &json!({"currency": "XXX"}))
             .status,
         400
+    );
+
+    // An open whose link step never happened (the gateway died between the branch's
+    // OpenAccount and the registry's LinkAccount) heals: the branch tags the account
+    // with its customer, and the next account listing links it.
+    let carol_id = carol.get("/api/v1/me").json()["id"].as_u64().unwrap();
+    let orphan = support::client_ok(
+        &bank.branch,
+        &[
+            "open-account",
+            "--customer",
+            &carol_id.to_string(),
+            "--currency",
+            "USD",
+        ],
+    )["account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        carol
+            .get(&format!("/api/v1/accounts/{orphan}"))
+            .problem(404),
+        "account_not_found"
+    );
+    let listed = carol.get("/api/v1/accounts").json();
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["number"] == orphan.as_str()),
+        "{listed}"
+    );
+    assert_eq!(carol.get(&format!("/api/v1/accounts/{orphan}")).status, 200);
+    // Another customer's tagged account is never adopted by the wrong user.
+    assert!(
+        !alice.get("/api/v1/accounts").json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["number"] == orphan.as_str())
     );
 
     // Deposits are the teller's; replays answer the first outcome.
@@ -342,20 +432,76 @@ fn the_gateway_serves_customers_staff_and_services_and_refuses_what_it_must() {
     );
     drop(resumed);
 
+    // The same stream over a WebSocket: the token in the first message (browsers
+    // cannot set headers on one), resuming after the first payment.
+    let mut socket = ws_open(
+        gateway.addr,
+        &json!({"stream": "accounts", "access_token": alice.token.as_deref().unwrap(), "last_event_id": resume_id}),
+    );
+    assert_eq!(
+        ws_next(&mut socket, |m| m["event"] != "balance")["event"],
+        "ready"
+    );
+    let replayed = ws_next(&mut socket, |m| m["event"] == "transfer");
+    assert_eq!(replayed["data"]["transfer_id"], second["transfer_id"]);
+    assert!(replayed["id"].as_str().is_some_and(|id| !id.is_empty()));
+    let third = post_key(
+        &alice,
+        "/api/v1/transfers",
+        &json!({"from_account": alice_account, "to_account": bob_account, "amount": "2.00"}),
+        "pay-ws",
+    )
+    .json();
+    let live = ws_next(&mut socket, |m| m["event"] == "transfer");
+    assert_eq!(live["data"]["transfer_id"], third["transfer_id"]);
+    assert!(
+        ws_next(&mut socket, |m| m["event"] == "balance")["data"]["available"]
+            .as_str()
+            .is_some()
+    );
+    drop(socket);
+    // Refusals arrive as a problem, then a close frame with 4000 + the status.
+    let mut forged = ws_open(
+        gateway.addr,
+        &json!({"stream": "accounts", "access_token": "not-a-token"}),
+    );
+    let (error, close) = ws_refusal(&mut forged);
+    assert_eq!(error["data"]["code"], "token_invalid", "{error}");
+    assert_eq!(close, (4401, "token_invalid".to_owned()));
+    let mut not_staff = ws_open(
+        gateway.addr,
+        &json!({"stream": "events", "access_token": alice.token.as_deref().unwrap()}),
+    );
+    assert_eq!(ws_refusal(&mut not_staff).1.0, 4403);
+    let mut unknown = ws_open(
+        gateway.addr,
+        &json!({"stream": "everything", "access_token": alice.token.as_deref().unwrap()}),
+    );
+    assert_eq!(
+        ws_refusal(&mut unknown).1,
+        (4400, "invalid_argument".to_owned())
+    );
+    // Without the upgrade the address answers a problem, not a hang.
+    assert_eq!(
+        alice.get("/api/v1/streams/ws").problem(426),
+        "websocket_required"
+    );
+
     // Statement paging, newest first.
     let first_page = alice
         .get(&format!(
             "/api/v1/accounts/{alice_account}/transactions?limit=1"
         ))
         .json();
-    assert_eq!(first_page["items"][0]["amount"], "5.00");
+    assert_eq!(first_page["items"][0]["amount"], "2.00");
     let cursor = first_page["next_cursor"].as_str().unwrap();
     let second_page = alice
         .get(&format!(
-            "/api/v1/accounts/{alice_account}/transactions?limit=1&cursor={cursor}"
+            "/api/v1/accounts/{alice_account}/transactions?limit=2&cursor={cursor}"
         ))
         .json();
-    assert_eq!(second_page["items"][0]["amount"], "25.00");
+    assert_eq!(second_page["items"][0]["amount"], "5.00");
+    assert_eq!(second_page["items"][1]["amount"], "25.00");
     assert_eq!(
         alice.get("/api/v1/accounts").json()["items"]
             .as_array()
@@ -383,7 +529,7 @@ fn the_gateway_serves_customers_staff_and_services_and_refuses_what_it_must() {
         alice
             .get(&format!("/api/v1/accounts/{alice_account}"))
             .json()["balance"]["available"],
-        "960.00"
+        "958.00"
     );
     let captured = teller.post(
         &format!("/api/v1/holds/{hold_id}/capture"),
@@ -479,7 +625,7 @@ fn the_gateway_serves_customers_staff_and_services_and_refuses_what_it_must() {
         alice
             .get(&format!("/api/v1/accounts/{alice_account}"))
             .json()["balance"]["available"],
-        "366.00"
+        "364.00"
     );
     // The held transfer was a reservation; released, it reads as posted; the
     // released hold as voided.
@@ -1080,4 +1226,78 @@ fn tokens_expire_limits_bite_and_two_gateways_share_the_users() {
     let limited_client = limited_client.expect("a client over its limit gets 429");
     assert_eq!(limited_client.problem(429), "rate_limited");
     assert!(limited_client.header("retry-after").is_some());
+}
+
+/// `corebank gateway --agent`: the risk agent's cross-branch finding (a mule account:
+/// three payers in, most of it out again at once) reaches the analysts' alert feed
+/// of a standalone gateway, which reads it from the agent's HTTP API.
+#[test]
+fn the_agents_mule_rings_reach_the_analysts_feed() {
+    let root = tempfile::tempdir().unwrap();
+    let bank = Bank::start(root.path());
+    let branch = format!("0001={}", bank.branch.grpc);
+    let agent = support::agent::start_agent(
+        &root.path().join("agent"),
+        &["--branch", &branch, "--insecure", "--poll-ms", "100"],
+    );
+    let agent_url = format!("http://{}", agent.http);
+    let gateway = GatewayProcess::start(
+        bank.registry_addr(),
+        &root.path().join("gateway"),
+        &["--agent", &agent_url],
+    );
+    let admin = signed_in(&Api::new(gateway.addr), "admin", "admin-password-1");
+    create_user(&admin, "analyst", "analyst");
+    let analyst = signed_in(&Api::new(gateway.addr), "analyst", "analyst-password-1");
+
+    let open = |customer: &str| {
+        support::client_ok(
+            &bank.branch,
+            &["open-account", "--customer", customer, "--currency", "EUR"],
+        )["account"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mule = open("mule");
+    let onward = open("onward");
+    for payer in ["p1", "p2", "p3"] {
+        let account = open(payer);
+        support::client_ok(&bank.branch, &["deposit", &account, "200.00"]);
+        support::client_ok(&bank.branch, &["transfer", &account, &mule, "100.00"]);
+    }
+    support::client_ok(&bank.branch, &["transfer", &mule, &onward, "280.00"]);
+
+    let ring = eventually(Duration::from_secs(30), "a mule ring in the feed", || {
+        analyst.get("/api/v1/risk/alerts").json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|alert| alert["kind"] == "mule_ring")
+            .cloned()
+    });
+    assert!(ring["id"].as_str().unwrap().starts_with("agent-"), "{ring}");
+    assert_eq!(ring["account"], mule.as_str(), "{ring}");
+    assert!(!ring["detail"].as_str().unwrap().is_empty(), "{ring}");
+
+    // A gateway refuses an agent address it cannot use.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_corebank"))
+        .args([
+            "gateway",
+            "--insecure",
+            "--agent",
+            "127.0.0.1:7070",
+            "--registry",
+        ])
+        .arg(bank.registry_addr().to_string())
+        .arg("--data-dir")
+        .arg(root.path().join("gw-bad"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("http://host:port"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

@@ -196,7 +196,7 @@ pub struct Anonymous {
     pub facts: RequestFacts,
 }
 
-fn credential(headers: &HeaderMap) -> Option<(&'static str, String)> {
+pub fn credential(headers: &HeaderMap) -> Option<(&'static str, String)> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -220,8 +220,33 @@ impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Problem> {
-        let facts = request_facts(parts);
-        let principal = match credential(&parts.headers) {
+        Self::authenticate(app, credential(&parts.headers), request_facts(parts)).await
+    }
+}
+
+/// The request facts alone, for handlers that authenticate later (a WebSocket's
+/// first message).
+#[derive(Debug, Clone)]
+pub struct Facts(pub RequestFacts);
+
+impl FromRequestParts<Arc<App>> for Facts {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &Arc<App>) -> Result<Self, Problem> {
+        Ok(Self(request_facts(parts)))
+    }
+}
+
+impl Caller {
+    /// Authenticates a credential (`bearer` token or `apikey`), auditing a refusal,
+    /// and applies the per-client limit: what every authenticated request goes
+    /// through, whether the credential came in a header or in a WebSocket message.
+    pub async fn authenticate(
+        app: &Arc<App>,
+        credential: Option<(&'static str, String)>,
+        facts: RequestFacts,
+    ) -> Result<Self, Problem> {
+        let principal = match credential {
             None => Err(Problem::unauthenticated(
                 "unauthenticated",
                 "Sign in first: send `Authorization: Bearer <access token>` or an API key.",

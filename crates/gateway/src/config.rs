@@ -82,6 +82,9 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// The name shown in authenticator apps for the second factor.
     pub totp_issuer: String,
+    /// The risk agent (`http://host:port`) whose mule-ring alerts join the analysts'
+    /// feed; without it the feed has the branches' verdicts only.
+    pub agent: Option<String>,
 }
 
 impl GatewayConfig {
@@ -102,6 +105,7 @@ impl GatewayConfig {
             body_bytes_max: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             totp_issuer: "corebank".to_owned(),
+            agent: None,
         }
     }
 
@@ -138,6 +142,11 @@ impl GatewayConfig {
         if self.tokens.access.is_zero() || self.tokens.refresh < self.tokens.access {
             return Err(ConfigError::TokenLifetimes);
         }
+        if let Some(agent) = &self.agent
+            && crate::agent_feed::agent_uri(agent).is_err()
+        {
+            return Err(ConfigError::AgentAddress(agent.clone()));
+        }
         Ok(())
     }
 }
@@ -161,6 +170,8 @@ pub enum ConfigError {
         "the access token lifetime must be positive and at most the session (refresh) lifetime"
     )]
     TokenLifetimes,
+    #[error("the risk agent's address {0:?} must be http://host:port")]
+    AgentAddress(String),
 }
 
 impl ConfigError {
@@ -172,6 +183,7 @@ impl ConfigError {
             Self::ZeroLimit => "zero_limit",
             Self::CorsOrigin(_) => "cors_origin",
             Self::TokenLifetimes => "token_lifetimes",
+            Self::AgentAddress(_) => "agent_address",
         }
     }
 }
@@ -201,6 +213,13 @@ mod tests {
         config.cors_origins = vec!["*".into()];
         assert!(matches!(config.validate(), Err(ConfigError::CorsOrigin(_))));
         config.cors_origins = vec!["https://app.example.com".into()];
+        assert_eq!(config.validate(), Ok(()));
+        config.agent = Some("127.0.0.1:7070".into());
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::AgentAddress(_))
+        ));
+        config.agent = Some("http://127.0.0.1:7070".into());
         assert_eq!(config.validate(), Ok(()));
     }
 }

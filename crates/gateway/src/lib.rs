@@ -18,10 +18,12 @@
 //!   sign-in (`429` + `Retry-After`), body size and time limits, security
 //!   headers, CORS only for configured origins; TLS 1.3 via rustls.
 //! - [`hub`]: follows every branch's committed events and risk journal for the
-//!   SSE streams (resumable with `Last-Event-ID`) and the dashboard's figures.
+//!   SSE streams (resumable with `Last-Event-ID`) and the dashboard's figures;
+//!   [`agent_feed`] adds the risk agent's mule rings to the analysts' alerts.
 //! - The web console (static pages under `/console/`, no build step) and the
 //!   dashboard's charts, drawn on the server as SVG ([`charts`]).
 
+pub mod agent_feed;
 pub mod app;
 pub mod auth;
 pub mod backend;
@@ -77,7 +79,7 @@ pub use problem::Problem;
         (name = "payments", description = "Transfers, deposits, withdrawals"),
         (name = "holds", description = "Reservations (card authorisations)"),
         (name = "risk", description = "The fraud analyst's queue"),
-        (name = "streams", description = "Live Server-Sent Events"),
+        (name = "streams", description = "Live streams: Server-Sent Events, and the same over a WebSocket"),
         (name = "operations", description = "Dashboard, metrics, health"),
         (name = "audit", description = "The audit trail (read-only)")
     )
@@ -310,6 +312,7 @@ pub struct RunningGateway {
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     follower: JoinHandle<()>,
+    agent_follower: Option<JoinHandle<()>>,
     housekeeping: JoinHandle<()>,
 }
 
@@ -336,6 +339,9 @@ impl RunningGateway {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.follower.abort();
+        if let Some(agent) = &self.agent_follower {
+            agent.abort();
+        }
         self.housekeeping.abort();
         let _ = self.server.await;
         self.app.audit.shutdown().await;
@@ -376,6 +382,15 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
     })?;
     let hub = Arc::new(hub::Hub::new());
     let follower = tokio::spawn(hub::follow_all(hub.clone(), backend.clone()));
+    let agent_follower = match &config.agent {
+        Some(address) => {
+            let agent = agent_feed::agent_uri(address).map_err(|_| {
+                StartError::Config(config::ConfigError::AgentAddress(address.clone()))
+            })?;
+            Some(tokio::spawn(agent_feed::follow_agent(agent, hub.clone())))
+        }
+        None => None,
+    };
     let app = Arc::new(App::new(config, backend, keys, audit, hub));
     let housekeeping = {
         let app = app.clone();
@@ -402,6 +417,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, StartError> 
         stop,
         server,
         follower,
+        agent_follower,
         housekeeping,
     })
 }

@@ -131,7 +131,8 @@ pub async fn demo_users(
     Ok(users)
 }
 
-/// Copies the agent's mule-ring alerts into the gateway's alert feed, once a second.
+/// Copies the agent's mule-ring alerts into the gateway's alert feed, once a second
+/// (what `corebank gateway --agent` does over HTTP, here in-process).
 pub async fn bridge_agent_alerts(
     agent: std::sync::Arc<corebank_agent::RunningAgent>,
     hub: std::sync::Arc<corebank_gateway::hub::Hub>,
@@ -140,30 +141,11 @@ pub async fn bridge_agent_alerts(
     loop {
         for alert in agent.alerts(after, 1_000) {
             after = after.max(alert.id);
-            let new = &alert.alert;
-            if new.kind != corebank_agent::AlertKind::MuleRing {
-                continue;
+            let feed = serde_json::to_value(&alert)
+                .and_then(serde_json::from_value::<corebank_gateway::agent_feed::AgentAlert>);
+            if let Some(alert) = feed.ok().and_then(|alert| alert.into_feed()) {
+                hub.agent_alert(alert);
             }
-            let account = new
-                .account_id
-                .as_deref()
-                .and_then(|id| id.parse::<u128>().ok())
-                .and_then(corebank_gateway::backend::number_of)
-                .unwrap_or_default();
-            hub.agent_alert(corebank_gateway::hub::Alert {
-                id: format!("agent-{}", alert.id),
-                at: corebank_gateway::hub::rfc3339(new.timestamp_ns),
-                kind: "mule_ring".to_owned(),
-                branch: new.branch.unwrap_or(0),
-                account,
-                transfer_id: new.transfer_id.clone(),
-                score: new.score,
-                reasons: new.reasons.clone(),
-                amount: String::new(),
-                currency: String::new(),
-                detail: new.summary.clone(),
-                seq: 0,
-            });
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }

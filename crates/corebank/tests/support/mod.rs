@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use corebank_client::{Client, ClientConfig, v1};
 
+pub mod agent;
 pub mod bank;
 pub mod http;
 

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use corebank_client::v1;
-use corebank_identity::{IdentityCommand, Role};
+use corebank_identity::{ACCOUNTS_PER_USER_MAX, IdentityCommand, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -185,6 +185,13 @@ pub async fn open_account(
             "Accounts belong to customers.",
         ));
     }
+    if customer.accounts.len() >= ACCOUNTS_PER_USER_MAX {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "too_many_accounts",
+            format!("A customer holds at most {ACCOUNTS_PER_USER_MAX} accounts."),
+        ));
+    }
     let resource = format!("user:{customer_id}");
     let client = app.backend.branch(customer.home_branch).await?;
     let opened = match client
@@ -214,7 +221,20 @@ pub async fn open_account(
         linked.as_ref().map(|_| ""),
     )
     .await;
-    linked?;
+    if let Err(problem) = linked {
+        // The branch has the account, tagged with the customer; the next listing of
+        // the customer's accounts links it (`adopt_unlinked`).
+        tracing::warn!(account = %opened.account_number, code = %problem.code, "account opened but not yet linked to its owner");
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "account_link_pending",
+            format!(
+                "Account {} was opened, but the registry did not record its owner yet; it appears in the account list once the registry answers.",
+                opened.account_number
+            ),
+        )
+        .with_retry_after(1));
+    }
     let view = account_view(&app, &opened.account_number, Some(customer_id)).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -277,12 +297,72 @@ pub async fn list_accounts(
             return Err(problem);
         }
     };
-    let user = app.user(customer_id).await?;
+    let mut user = app.user(customer_id).await?;
+    if user.role == Role::Customer && adopt_unlinked(&app, &caller, &user).await? {
+        app.forget_user(customer_id);
+        user = app.user(customer_id).await?;
+    }
     let mut items = Vec::with_capacity(user.accounts.len());
     for account in &user.accounts {
         items.push(account_view(&app, account, Some(customer_id)).await?);
     }
     Ok(Json(AccountList { items }))
+}
+
+/// Links to `user` the accounts their home branch holds under their id that the
+/// registry does not know: an open whose second step (`LinkAccount`) failed. The
+/// branch tags every account with a hash of its customer's id, so the accounts are
+/// found again without any memory in the gateway. Answers whether any was linked.
+async fn adopt_unlinked(
+    app: &App,
+    caller: &Caller,
+    user: &corebank_identity::User,
+) -> Result<bool, Problem> {
+    let Ok(tag) = corebank_banking::customer_tag(&user.id.to_string()) else {
+        return Ok(false);
+    };
+    let client = app.backend.branch(user.home_branch).await?;
+    let mut filter = corebank_ledger::QueryFilter::new(
+        u32::try_from(ACCOUNTS_PER_USER_MAX + 1).unwrap_or(u32::MAX),
+    );
+    filter.user_data_128 = tag;
+    let held = client.query_accounts(filter).await.map_err(Problem::from)?;
+    let mut adopted = false;
+    for account in held {
+        let Some(number) = number_of(account.id) else {
+            continue;
+        };
+        if user.accounts.contains(&number) {
+            continue;
+        }
+        // Best effort: a customer over the account limit (accounts opened outside the
+        // gateway) still gets their list.
+        if let Err(problem) = app
+            .identity_execute(IdentityCommand::LinkAccount {
+                user_id: user.id,
+                account_number: number.clone(),
+                at_ms: now_ms(),
+            })
+            .await
+        {
+            tracing::warn!(account = %number, user = user.id, code = %problem.code, "cannot link an account tagged with its customer");
+            continue;
+        }
+        tracing::info!(account = %number, user = user.id, "linked an account whose open was not completed");
+        app.audit_raw(
+            "gateway",
+            "system",
+            "account.link_recovered",
+            &format!("account:{number}"),
+            corebank_audit::Outcome::Granted,
+            "ok",
+            &format!("linked to user {}", user.id),
+            &caller.facts,
+        )
+        .await;
+        adopted = true;
+    }
+    Ok(adopted)
 }
 
 /// An account with its balances.

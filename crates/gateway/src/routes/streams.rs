@@ -1,4 +1,5 @@
-//! Live streams as Server-Sent Events, resumable with `Last-Event-ID`.
+//! Live streams as Server-Sent Events, resumable with `Last-Event-ID`, and the same
+//! streams over a WebSocket (`/api/v1/streams/ws`).
 //!
 //! A transfer event's id is the stream's cursor: for each branch, the position
 //! of the last event sent (`1:1763800000000000000,2:...`). Sent back, it resumes
@@ -12,18 +13,21 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use corebank_identity::Role;
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::auth::{Caller, Perm, Principal};
+use crate::auth::{Caller, Facts, Perm, Principal};
 use crate::backend::parse_account;
 use crate::extract::Query;
 use crate::hub::RawEvent;
@@ -34,10 +38,52 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(account_stream))
         .routes(routes!(event_stream))
         .routes(routes!(alert_stream))
+        .routes(routes!(websocket))
 }
 
-type SseStream =
-    Sse<axum::response::sse::KeepAliveStream<ReceiverStream<Result<Event, Infallible>>>>;
+type SseItems = futures_util::stream::Map<ReceiverStream<StreamItem>, fn(StreamItem) -> SseResult>;
+type SseResult = Result<Event, Infallible>;
+type SseStream = Sse<axum::response::sse::KeepAliveStream<SseItems>>;
+
+/// One message of a stream, before it is framed as a Server-Sent Event or as a
+/// WebSocket text message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamItem {
+    /// `transfer`, `balance`, `reset`, `skipped`, `alert`.
+    pub kind: &'static str,
+    /// The position to resume after (`Last-Event-ID`), when the item has one.
+    pub id: Option<String>,
+    /// The JSON payload.
+    pub data: String,
+}
+
+impl StreamItem {
+    fn with_id(mut self, id: String) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    fn into_sse(self) -> SseResult {
+        let event = Event::default().event(self.kind).data(self.data);
+        Ok(match self.id {
+            Some(id) => event.id(id),
+            None => event,
+        })
+    }
+
+    /// `{"event": kind, "id": id, "data": payload}`: the SSE fields as one JSON
+    /// object per WebSocket message.
+    pub fn into_ws_text(self) -> String {
+        let id = match &self.id {
+            Some(id) => serde_json::to_string(id).unwrap_or_else(|_| "null".to_owned()),
+            None => "null".to_owned(),
+        };
+        format!(
+            "{{\"event\":\"{}\",\"id\":{id},\"data\":{}}}",
+            self.kind, self.data
+        )
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -94,18 +140,33 @@ fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
-fn sse(rx: mpsc::Receiver<Result<Event, Infallible>>) -> SseStream {
-    Sse::new(ReceiverStream::new(rx)).keep_alive(
+fn sse(rx: mpsc::Receiver<StreamItem>) -> SseStream {
+    let into_sse: fn(StreamItem) -> SseResult = StreamItem::into_sse;
+    Sse::new(futures_util::StreamExt::map(
+        ReceiverStream::new(rx),
+        into_sse,
+    ))
+    .keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
             .text("keep-alive"),
     )
 }
 
-fn json_event(kind: &str, data: &impl serde::Serialize) -> Event {
-    Event::default()
-        .event(kind)
-        .data(serde_json::to_string(data).unwrap_or_default())
+fn json_event(kind: &'static str, data: &impl serde::Serialize) -> StreamItem {
+    StreamItem {
+        kind,
+        id: None,
+        data: serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned()),
+    }
+}
+
+fn reset_event() -> StreamItem {
+    StreamItem {
+        kind: "reset",
+        id: None,
+        data: "{}".to_owned(),
+    }
 }
 
 /// Counts stream clients while the stream lives.
@@ -137,7 +198,7 @@ struct BalanceEvent {
     pending_credits: String,
 }
 
-async fn balance_event(app: &App, account: &str) -> Option<Event> {
+async fn balance_event(app: &App, account: &str) -> Option<StreamItem> {
     let (_, client) = app.backend.for_account("account", account).await.ok()?;
     let reply = client.balance(account).await.ok()?;
     Some(json_event(
@@ -172,7 +233,7 @@ fn followed(numbers: impl IntoIterator<Item = String>) -> BTreeMap<u128, String>
 /// each filtered by the accounts followed (None = every transfer).
 async fn pump_transfers(
     app: Arc<App>,
-    tx: mpsc::Sender<Result<Event, Infallible>>,
+    tx: mpsc::Sender<StreamItem>,
     mut cursor: BTreeMap<u16, u64>,
     resume: bool,
     accounts: Followed,
@@ -189,7 +250,7 @@ async fn pump_transfers(
     if let Some((_, ids)) = &accounts {
         for account in ids.values() {
             if let Some(event) = balance_event(&app, account).await
-                && tx.send(Ok(event)).await.is_err()
+                && tx.send(event).await.is_err()
             {
                 return;
             }
@@ -199,11 +260,7 @@ async fn pump_transfers(
         match app.hub.events_after(&cursor, |e| touches(&accounts, e)) {
             Ok(events) => events,
             Err(crate::hub::Evicted) => {
-                if tx
-                    .send(Ok(Event::default().event("reset").data("{}")))
-                    .await
-                    .is_err()
-                {
+                if tx.send(reset_event()).await.is_err() {
                     return;
                 }
                 Vec::new()
@@ -227,8 +284,8 @@ async fn pump_transfers(
                 if started.elapsed() >= Duration::from_secs(1) {
                     if *skipped > 0 {
                         let note = json_event("skipped", &serde_json::json!({ "count": *skipped }))
-                            .id(encode_cursor(&cursor));
-                        if tx.send(Ok(note)).await.is_err() {
+                            .with_id(encode_cursor(&cursor));
+                        if tx.send(note).await.is_err() {
                             return;
                         }
                     }
@@ -241,15 +298,15 @@ async fn pump_transfers(
                 }
                 *sent += 1;
             }
-            let sse = json_event("transfer", &event.view()).id(encode_cursor(&cursor));
-            if tx.send(Ok(sse)).await.is_err() {
+            let sse = json_event("transfer", &event.view()).with_id(encode_cursor(&cursor));
+            if tx.send(sse).await.is_err() {
                 return;
             }
             if let Some((_, ids)) = &accounts {
                 for id in [event.debit, event.credit] {
                     if let Some(number) = ids.get(&id)
                         && let Some(balance) = balance_event(&app, number).await
-                        && tx.send(Ok(balance)).await.is_err()
+                        && tx.send(balance).await.is_err()
                     {
                         return;
                     }
@@ -275,11 +332,7 @@ async fn pump_transfers(
                 match app.hub.events_after(&cursor, |e| touches(&accounts, e)) {
                     Ok(events) => backlog = events,
                     Err(crate::hub::Evicted) => {
-                        if tx
-                            .send(Ok(Event::default().event("reset").data("{}")))
-                            .await
-                            .is_err()
-                        {
+                        if tx.send(reset_event()).await.is_err() {
                             return;
                         }
                     }
@@ -290,26 +343,19 @@ async fn pump_transfers(
     }
 }
 
-/// A customer's transfers and balances, live (staff: one account with `?account=`).
-#[utoipa::path(get, path = "/api/v1/streams/accounts", tag = "streams", params(StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses(
-        (status = 200, description = "`transfer`, `balance` and `reset` events", content_type = "text/event-stream", body = String),
-        Problems),
-    security(("bearer" = []), ("api_key" = [])))]
-pub async fn account_stream(
-    State(app): State<Arc<App>>,
-    caller: Caller,
-    headers: HeaderMap,
-    Query(query): Query<StreamQuery>,
-) -> ApiResult<SseStream> {
-    let resume_id = last_event_id(&headers, query.last_event_id.as_deref());
+/// Opens a customer's account stream (staff: one account).
+async fn open_accounts(
+    app: &Arc<App>,
+    caller: &Caller,
+    account: Option<&str>,
+    resume_id: Option<String>,
+) -> Result<mpsc::Receiver<StreamItem>, Problem> {
     let cursor = resume_id
         .as_deref()
         .map(decode_cursor)
         .transpose()?
         .unwrap_or_default();
-    let accounts = match (&caller.principal, &query.account) {
+    let accounts = match (&caller.principal, account) {
         (
             Principal::User {
                 id,
@@ -318,14 +364,14 @@ pub async fn account_stream(
             },
             None,
         ) => {
-            app.audit(&caller, "stream.accounts", &format!("user:{id}"), Ok(""))
+            app.audit(caller, "stream.accounts", &format!("user:{id}"), Ok(""))
                 .await;
             let user = app.user(*id).await?;
             (Some(*id), followed(user.accounts.iter().cloned()))
         }
         (_, Some(account)) => {
             let number = parse_account("account", account)?.to_string();
-            app.allow_account(&caller, Perm::AccountsRead, "stream.accounts", &number)
+            app.allow_account(caller, Perm::AccountsRead, "stream.accounts", &number)
                 .await?;
             (None, followed([number]))
         }
@@ -345,6 +391,112 @@ pub async fn account_stream(
         Some(accounts),
         0,
     ));
+    Ok(rx)
+}
+
+/// Opens the bank-wide transfer feed (staff).
+async fn open_events(
+    app: &Arc<App>,
+    caller: &Caller,
+    resume_id: Option<String>,
+    max_per_second: Option<u32>,
+) -> Result<mpsc::Receiver<StreamItem>, Problem> {
+    app.allow(caller, Perm::EventsRead, "stream.events", "events")
+        .await?;
+    let cursor = resume_id
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()?
+        .unwrap_or_default();
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(pump_transfers(
+        app.clone(),
+        tx,
+        cursor,
+        resume_id.is_some(),
+        None,
+        max_per_second.unwrap_or(FEED_PER_SECOND_DEFAULT),
+    ));
+    Ok(rx)
+}
+
+/// Opens the risk alert stream (analysts).
+async fn open_alerts(
+    app: &Arc<App>,
+    caller: &Caller,
+    resume_id: Option<String>,
+) -> Result<mpsc::Receiver<StreamItem>, Problem> {
+    app.allow(caller, Perm::RiskRead, "stream.alerts", "risk")
+        .await?;
+    let after = match resume_id {
+        Some(id) => Some(id.parse::<u64>().map_err(|_| {
+            Problem::invalid(
+                "Last-Event-ID",
+                "Last-Event-ID is not an id this stream sent.",
+            )
+        })?),
+        None => None,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(pump_alerts(app.clone(), tx, after));
+    Ok(rx)
+}
+
+async fn pump_alerts(app: Arc<App>, tx: mpsc::Sender<StreamItem>, after: Option<u64>) {
+    let _guard = StreamGuard::new(&app);
+    let mut live = app.hub.subscribe_alerts();
+    let mut last = after;
+    if let Some(after) = after {
+        for alert in app.hub.alerts_after(Some(after), 5_000) {
+            last = Some(alert.seq);
+            if tx
+                .send(json_event("alert", alert.as_ref()).with_id(alert.seq.to_string()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+    loop {
+        let alerts = match live.recv().await {
+            Ok(alert) => vec![alert],
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                app.hub.alerts_after(Some(last.unwrap_or(0)), 5_000)
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        for alert in alerts {
+            if last.is_some_and(|last| alert.seq <= last) {
+                continue;
+            }
+            last = Some(alert.seq);
+            if tx
+                .send(json_event("alert", alert.as_ref()).with_id(alert.seq.to_string()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// A customer's transfers and balances, live (staff: one account with `?account=`).
+#[utoipa::path(get, path = "/api/v1/streams/accounts", tag = "streams", params(StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    responses(
+        (status = 200, description = "`transfer`, `balance` and `reset` events", content_type = "text/event-stream", body = String),
+        Problems),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn account_stream(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(query): Query<StreamQuery>,
+) -> ApiResult<SseStream> {
+    let resume_id = last_event_id(&headers, query.last_event_id.as_deref());
+    let rx = open_accounts(&app, &caller, query.account.as_deref(), resume_id).await?;
     Ok(sse(rx))
 }
 
@@ -361,23 +513,8 @@ pub async fn event_stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> ApiResult<SseStream> {
-    app.allow(&caller, Perm::EventsRead, "stream.events", "events")
-        .await?;
     let resume_id = last_event_id(&headers, query.last_event_id.as_deref());
-    let cursor = resume_id
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unwrap_or_default();
-    let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(pump_transfers(
-        app.clone(),
-        tx,
-        cursor,
-        resume_id.is_some(),
-        None,
-        query.max_per_second.unwrap_or(FEED_PER_SECOND_DEFAULT),
-    ));
+    let rx = open_events(&app, &caller, resume_id, query.max_per_second).await?;
     Ok(sse(rx))
 }
 
@@ -394,76 +531,215 @@ pub async fn alert_stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> ApiResult<SseStream> {
-    app.allow(&caller, Perm::RiskRead, "stream.alerts", "risk")
-        .await?;
-    let after = match last_event_id(&headers, query.last_event_id.as_deref()) {
-        Some(id) => Some(id.parse::<u64>().map_err(|_| {
-            Problem::invalid(
-                "Last-Event-ID",
-                "Last-Event-ID is not an id this stream sent.",
-            )
-        })?),
-        None => None,
+    let resume_id = last_event_id(&headers, query.last_event_id.as_deref());
+    let rx = open_alerts(&app, &caller, resume_id).await?;
+    Ok(sse(rx))
+}
+
+/// What a WebSocket client asks for in its first message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WsSubscribe {
+    /// `accounts`, `events` or `alerts`: the same streams as over SSE.
+    pub stream: String,
+    /// The access token, when the upgrade request had no `Authorization` header
+    /// (browsers cannot set headers on a WebSocket).
+    pub access_token: Option<String>,
+    /// Or an API key.
+    pub api_key: Option<String>,
+    /// `accounts`, staff: the account to follow.
+    pub account: Option<String>,
+    /// Resume after this event (an `id` this stream sent).
+    pub last_event_id: Option<String>,
+    /// `events` only: the pace, as for SSE (default 50 a second, 0 = all).
+    pub max_per_second: Option<u32>,
+}
+
+/// The longest first message, and how long the gateway waits for it.
+const WS_SUBSCRIBE_BYTES_MAX: usize = 8 * 1024;
+const WS_SUBSCRIBE_WAIT: Duration = Duration::from_secs(10);
+/// A ping this often keeps proxies from closing a quiet socket.
+const WS_PING_EVERY: Duration = Duration::from_secs(15);
+
+/// A WebSocket upgrade, refused as problem+json when the request is not one.
+pub struct Upgrade(WebSocketUpgrade);
+
+impl axum::extract::FromRequestParts<Arc<App>> for Upgrade {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Problem> {
+        WebSocketUpgrade::from_request_parts(parts, app)
+            .await
+            .map(Self)
+            .map_err(|rejection| {
+                Problem::new(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "websocket_required",
+                    format!("This address speaks WebSocket only: {rejection}."),
+                )
+            })
+    }
+}
+
+/// The streams over a WebSocket, for clients that prefer one to SSE.
+///
+/// After the upgrade the client sends one JSON message, `WsSubscribe` (with the
+/// access token in it unless the upgrade carried `Authorization`), within 10 s.
+/// The gateway answers `{"event":"ready",...}` and then every event as
+/// `{"event": kind, "id": resume id or null, "data": payload}`, the same kinds
+/// and payloads as the SSE stream. A refusal is `{"event":"error","data":problem}`
+/// followed by a close frame with code 4000 + the HTTP status (4401, 4403, 4400).
+#[utoipa::path(get, path = "/api/v1/streams/ws", tag = "streams",
+    responses(
+        (status = 101, description = "Switching to WebSocket"),
+        Problems),
+    security((), ("bearer" = []), ("api_key" = [])))]
+pub async fn websocket(
+    State(app): State<Arc<App>>,
+    Facts(facts): Facts,
+    headers: HeaderMap,
+    Upgrade(upgrade): Upgrade,
+) -> Response {
+    let header_credential = crate::auth::credential(&headers);
+    upgrade
+        .max_message_size(WS_SUBSCRIBE_BYTES_MAX)
+        .max_frame_size(WS_SUBSCRIBE_BYTES_MAX)
+        .on_upgrade(move |socket| serve_websocket(app, facts, header_credential, socket))
+}
+
+async fn serve_websocket(
+    app: Arc<App>,
+    facts: crate::auth::RequestFacts,
+    header_credential: Option<(&'static str, String)>,
+    mut socket: WebSocket,
+) {
+    let rx = match subscribe(&app, facts, header_credential, &mut socket).await {
+        Ok(rx) => rx,
+        Err(problem) => {
+            let body = serde_json::to_string(&problem.body()).unwrap_or_else(|_| "{}".to_owned());
+            let _ = socket
+                .send(Message::Text(
+                    format!("{{\"event\":\"error\",\"id\":null,\"data\":{body}}}").into(),
+                ))
+                .await;
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: 4000 + problem.status.as_u16(),
+                    reason: problem.code.clone().into(),
+                })))
+                .await;
+            return;
+        }
     };
-    let (tx, rx) = mpsc::channel(64);
-    let app = app.clone();
-    tokio::spawn(async move {
-        let _guard = StreamGuard::new(&app);
-        let mut live = app.hub.subscribe_alerts();
-        let mut last = after.unwrap_or(u64::MAX);
-        if let Some(after) = after {
-            for alert in app.hub.alerts_after(Some(after), 5_000) {
-                last = alert.seq;
-                if tx
-                    .send(Ok(
-                        json_event("alert", alert.as_ref()).id(alert.seq.to_string())
-                    ))
-                    .await
-                    .is_err()
-                {
+    forward(rx, socket).await;
+}
+
+/// Reads the first message and opens the stream it asks for.
+async fn subscribe(
+    app: &Arc<App>,
+    facts: crate::auth::RequestFacts,
+    header_credential: Option<(&'static str, String)>,
+    socket: &mut WebSocket,
+) -> Result<mpsc::Receiver<StreamItem>, Problem> {
+    let first = tokio::time::timeout(WS_SUBSCRIBE_WAIT, async {
+        loop {
+            match socket.recv().await {
+                Some(Ok(Message::Text(text))) => return Some(text.to_string()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    let text = match first {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return Err(Problem::bad_request(
+                "websocket_subscribe_missing",
+                "Send the subscription as the first (text) message.",
+            ));
+        }
+        Err(_) => {
+            return Err(Problem::bad_request(
+                "websocket_subscribe_missing",
+                "No subscription arrived within 10 seconds of the upgrade.",
+            ));
+        }
+    };
+    let request: WsSubscribe = serde_json::from_str(&text).map_err(|error| {
+        Problem::bad_request(
+            "invalid_subscription",
+            format!("The subscription is not understood: {error}."),
+        )
+    })?;
+    let credential = match (&request.access_token, &request.api_key, header_credential) {
+        (Some(token), None, _) => Some(("bearer", token.clone())),
+        (None, Some(key), _) => Some(("apikey", key.clone())),
+        (None, None, from_headers) => from_headers,
+        (Some(_), Some(_), _) => {
+            return Err(Problem::bad_request(
+                "invalid_subscription",
+                "Give an access token or an API key, not both.",
+            ));
+        }
+    };
+    let caller = Caller::authenticate(app, credential, facts).await?;
+    let rx = match request.stream.as_str() {
+        "accounts" => {
+            open_accounts(
+                app,
+                &caller,
+                request.account.as_deref(),
+                request.last_event_id,
+            )
+            .await?
+        }
+        "events" => {
+            open_events(app, &caller, request.last_event_id, request.max_per_second).await?
+        }
+        "alerts" => open_alerts(app, &caller, request.last_event_id).await?,
+        _ => {
+            return Err(Problem::invalid(
+                "stream",
+                "stream must be `accounts`, `events` or `alerts`.",
+            ));
+        }
+    };
+    let ready = json_event("ready", &serde_json::json!({ "stream": request.stream }));
+    socket
+        .send(Message::Text(ready.into_ws_text().into()))
+        .await
+        .map_err(|_| Problem::bad_request("websocket_closed", "The client went away."))?;
+    Ok(rx)
+}
+
+/// Sends the stream's items until either side ends; answers the client's close.
+async fn forward(mut rx: mpsc::Receiver<StreamItem>, mut socket: WebSocket) {
+    let mut ping = tokio::time::interval(WS_PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            item = rx.recv() => {
+                let Some(item) = item else { break };
+                if socket.send(Message::Text(item.into_ws_text().into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return;
                 }
             }
         }
-        loop {
-            match live.recv().await {
-                Ok(alert) => {
-                    if last != u64::MAX && alert.seq <= last {
-                        continue;
-                    }
-                    last = alert.seq;
-                    if tx
-                        .send(Ok(
-                            json_event("alert", alert.as_ref()).id(alert.seq.to_string())
-                        ))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    for alert in app
-                        .hub
-                        .alerts_after(Some(if last == u64::MAX { 0 } else { last }), 5_000)
-                    {
-                        last = alert.seq;
-                        if tx
-                            .send(Ok(
-                                json_event("alert", alert.as_ref()).id(alert.seq.to_string())
-                            ))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    });
-    Ok(sse(rx))
+    }
+    let _ = socket.send(Message::Close(None)).await;
 }
 
 #[cfg(test)]
